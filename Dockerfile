@@ -1,0 +1,11 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY tiering tiering
+COPY streams streams
+COPY projections projections
+COPY replay replay
+COPY devstack devstack
+COPY bench bench
+RUN pip install --no-cache-dir .
+CMD ["tierstream", "--help"]

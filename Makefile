@@ -1,0 +1,43 @@
+# The two commands of the README: `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup demo test test-unit lint devstack devstack-down scenarios bench clean
+
+$(BIN)/tierstream: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/tierstream
+
+devstack: setup
+	$(BIN)/tierstream devstack up
+
+devstack-down: setup
+	$(BIN)/tierstream devstack down
+
+demo: setup
+	bash scripts/demo.sh
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: setup lint
+	$(BIN)/pytest
+
+test-unit: setup
+	$(BIN)/pytest -m unit
+
+scenarios: setup
+	$(BIN)/pytest -m scenario
+
+bench: setup
+	$(BIN)/python -m bench.replay_bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts

@@ -1,0 +1,1 @@
+"""bench: the workload simulator and the benchmarks that run on it."""

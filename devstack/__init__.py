@@ -1,0 +1,1 @@
+"""devstack: a real Kafka (KRaft, from Maven Central, on the JDK) and Redis on loopback."""

@@ -1,0 +1,265 @@
+"""Start, stop and describe the devstack: Apache Kafka 4 (KRaft) on the JDK, and redis-server.
+
+Kafka is resolved from Maven Central with `mvn` (devstack/pom.xml) into a cache
+directory; Redis comes from the OS packages. Every process is started detached,
+with a pid file, and `down` stops only what `up` started.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+KAFKA_VERSION = "4.1.1"
+
+
+class DevstackError(RuntimeError):
+    """A devstack step failed; the message says what and how to look further."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    home: Path
+    kafka_port: int = 19092
+    controller_port: int = 19093
+    redis_port: int = 16379
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        e = os.environ
+        home = Path(e.get("TIERSTREAM_DEVSTACK_HOME", Path.home() / ".cache" / "tierstream" / "devstack"))
+        return cls(home, int(e.get("TIERSTREAM_DEVSTACK_KAFKA_PORT", "19092")),
+                   int(e.get("TIERSTREAM_DEVSTACK_CONTROLLER_PORT", "19093")),
+                   int(e.get("TIERSTREAM_DEVSTACK_REDIS_PORT", "16379")))
+
+    @property
+    def libs(self) -> Path:
+        cache = Path(os.environ.get("TIERSTREAM_KAFKA_LIBS", self.home.parent / f"kafka-{KAFKA_VERSION}" / "libs"))
+        return cache
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+
+def _pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# -- Kafka --------------------------------------------------------------------------------------
+
+def fetch_kafka(cfg: StackConfig) -> Path:
+    """Resolve the broker's jars from Maven Central once; later calls use the cache."""
+    libs = cfg.libs
+    if any(libs.glob("kafka_2.13-*.jar")):
+        return libs
+    if shutil.which("mvn") is None:
+        raise DevstackError("mvn is not installed: it is needed to fetch Apache Kafka from Maven Central "
+                            "(apt-get install maven)")
+    print(f"devstack: fetching Apache Kafka {KAFKA_VERSION} from Maven Central into {libs} ...", flush=True)
+    libs.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["mvn", "-B", "-q", "-f", str(HERE / "pom.xml"), f"-Dkafka.version={KAFKA_VERSION}",
+         f"-DoutputDirectory={libs}", "dependency:copy-dependencies"],
+        capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not any(libs.glob("kafka_2.13-*.jar")):
+        out = (proc.stdout + proc.stderr)[-3000:]
+        hint = ("Maven Central could not be reached" if "resolve" in out.lower() or "transfer" in out.lower()
+                else "mvn failed")
+        raise DevstackError(f"{hint} while fetching Kafka (mvn exit {proc.returncode}):\n{out}")
+    return libs
+
+
+def _server_properties(cfg: StackConfig, data: Path) -> str:
+    return f"""process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{cfg.controller_port}
+listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port},CONTROLLER://127.0.0.1:{cfg.controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={data}
+num.partitions=8
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.retention.ms=-1
+log.retention.bytes=-1
+"""
+
+
+def _java(cfg: StackConfig, libs: Path, *args: str) -> list[str]:
+    return ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC",
+            f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={cfg.home / 'kafka-logs'}", "-cp", f"{libs}/*", *args]
+
+
+def kafka_up(cfg: StackConfig, timeout: float = 90.0) -> str:
+    pidfile, log = cfg.home / "kafka.pid", cfg.home / "kafka.log"
+    if _pid(pidfile) and _kafka_ready(cfg):
+        return f"kafka already running (pid {_pid(pidfile)}) on {cfg.bootstrap}"
+    if _port_open(cfg.kafka_port) and not _pid(pidfile):
+        raise DevstackError(f"port {cfg.kafka_port} is taken by another process; "
+                            "set TIERSTREAM_DEVSTACK_KAFKA_PORT to another port")
+    if shutil.which("java") is None:
+        raise DevstackError("java is not installed: the broker runs on a JDK 17+ "
+                            "(apt-get install openjdk-17-jre-headless)")
+    libs = fetch_kafka(cfg)
+    data = cfg.home / "kafka-data"
+    props = cfg.home / "server.properties"
+    cfg.home.mkdir(parents=True, exist_ok=True)
+    props.write_text(_server_properties(cfg, data))
+    if not (data / "meta.properties").exists():
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        fmt = subprocess.run(_java(cfg, libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster}",
+                                   "-c", str(props)), capture_output=True, text=True, check=False)
+        if fmt.returncode != 0:
+            raise DevstackError(f"formatting Kafka storage failed:\n{(fmt.stdout + fmt.stderr)[-2000:]}")
+    with open(log, "ab") as f:
+        proc = subprocess.Popen(_java(cfg, libs, "kafka.Kafka", str(props)), stdout=f, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    pidfile.write_text(str(proc.pid))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DevstackError(f"Kafka exited with code {proc.returncode}; last lines of {log}:\n{_tail(log)}")
+        if _kafka_ready(cfg):
+            return f"kafka started (pid {proc.pid}) on {cfg.bootstrap}, log {log}"
+        time.sleep(0.5)
+    raise DevstackError(f"Kafka did not answer a metadata request within {timeout:.0f}s; "
+                        f"last lines of {log}:\n{_tail(log)}")
+
+
+def _kafka_ready(cfg: StackConfig) -> bool:
+    """A real metadata request, answered by a broker with a controller."""
+    if not _port_open(cfg.kafka_port):
+        return False
+    from devstack.probe import kafka_metadata_ok
+    return kafka_metadata_ok(cfg.bootstrap)
+
+
+# -- Redis --------------------------------------------------------------------------------------
+
+def _redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("devstack: installing redis-server from the OS packages ...", flush=True)
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+        proc = subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], capture_output=True,
+                              text=True, check=False)
+        if proc.returncode == 0 and shutil.which("redis-server"):
+            return str(shutil.which("redis-server"))
+        raise DevstackError(f"apt-get install redis-server failed:\n{proc.stderr[-2000:]}")
+    raise DevstackError("redis-server is not installed; install it from your OS packages "
+                        "(apt-get install redis-server)")
+
+
+def redis_up(cfg: StackConfig, timeout: float = 20.0) -> str:
+    pidfile, log = cfg.home / "redis.pid", cfg.home / "redis.log"
+    if _pid(pidfile) and _redis_ready(cfg):
+        return f"redis already running (pid {_pid(pidfile)}) on {cfg.redis_url}"
+    if _port_open(cfg.redis_port) and not _pid(pidfile):
+        raise DevstackError(f"port {cfg.redis_port} is taken by another process; "
+                            "set TIERSTREAM_DEVSTACK_REDIS_PORT to another port")
+    binary = _redis_binary()
+    data = cfg.home / "redis-data"
+    data.mkdir(parents=True, exist_ok=True)
+    subprocess.run([binary, "--port", str(cfg.redis_port), "--bind", "127.0.0.1", "--dir", str(data),
+                    "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "yes",
+                    "--pidfile", str(pidfile), "--logfile", str(log), "--save", ""], check=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _redis_ready(cfg):
+            return f"redis started (pid {_pid(pidfile)}) on {cfg.redis_url}, AOF in {data}"
+        time.sleep(0.2)
+    raise DevstackError(f"Redis did not answer PING within {timeout:.0f}s; last lines of {log}:\n{_tail(log)}")
+
+
+def _redis_ready(cfg: StackConfig) -> bool:
+    if not _port_open(cfg.redis_port):
+        return False
+    import redis
+    try:
+        return bool(redis.Redis(port=cfg.redis_port, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+# -- the stack ----------------------------------------------------------------------------------
+
+def up(cfg: StackConfig) -> list[str]:
+    return [redis_up(cfg), kafka_up(cfg)]
+
+
+def _stop(pidfile: Path, name: str, timeout: float = 30.0) -> str:
+    pid = _pid(pidfile)
+    if pid is None:
+        pidfile.unlink(missing_ok=True)
+        return f"{name} not running"
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _pid(pidfile):
+        time.sleep(0.2)
+    if _pid(pidfile):
+        os.kill(pid, signal.SIGKILL)
+    pidfile.unlink(missing_ok=True)
+    return f"{name} stopped (pid {pid})"
+
+
+def down(cfg: StackConfig) -> list[str]:
+    return [_stop(cfg.home / "kafka.pid", "kafka"), _stop(cfg.home / "redis.pid", "redis")]
+
+
+def status(cfg: StackConfig) -> tuple[bool, list[str]]:
+    k, r = _pid(cfg.home / "kafka.pid"), _pid(cfg.home / "redis.pid")
+    k_ok = bool(k) and _kafka_ready(cfg)
+    r_ok = bool(r) and _redis_ready(cfg)
+    lines = [
+        f"kafka: {'running' if k_ok else 'not running'}" + (f" (pid {k}) on {cfg.bootstrap}" if k_ok else ""),
+        f"redis: {'running' if r_ok else 'not running'}" + (f" (pid {r}) on {cfg.redis_url}" if r_ok else ""),
+        f"home:  {cfg.home}",
+    ]
+    return k_ok and r_ok, lines
+
+
+def env_lines(cfg: StackConfig) -> list[str]:
+    return [f"export TIERSTREAM_KAFKA={cfg.bootstrap}", f"export TIERSTREAM_REDIS={cfg.redis_url}"]

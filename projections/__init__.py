@@ -1,0 +1,1 @@
+"""projections: the Redis state store, key layout, and dashboard read models."""

@@ -1,0 +1,1 @@
+"""replay: the same fold over a JSONL file or the ledger, for rebuilds, audits and what-ifs."""

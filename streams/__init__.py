@@ -1,0 +1,1 @@
+"""streams: the Faust app, topics, ingest, clock, evaluate and the `tierstream` CLI."""

@@ -1,0 +1,81 @@
+"""The `tierstream` command line (interfaces.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from replay.file import main as replay_main
+    from tiering.params import RuleParams
+
+    if not args.input or not args.output:
+        print("tierstream replay: --input and --output are required for the file form", file=sys.stderr)
+        return 2
+    return replay_main(args.input, args.output, RuleParams())
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from bench.simulate import SimConfig, write_simulation
+
+    cfg = SimConfig(shops=args.shops, days=args.days, seed=args.seed, start=args.start)
+    n = write_simulation(cfg, args.output)
+    print(f"simulate: wrote {n} events for {args.shops} shops over {args.days} days to {args.output}",
+          file=sys.stderr)
+    return 0
+
+
+def _devstack(args: argparse.Namespace) -> int:
+    from devstack import stack
+
+    cfg = stack.StackConfig.from_env()
+    try:
+        if args.action == "up":
+            lines = stack.up(cfg)
+        elif args.action == "down":
+            lines = stack.down(cfg)
+        elif args.action == "env":
+            lines = stack.env_lines(cfg)
+        else:
+            ok, lines = stack.status(cfg)
+            print("\n".join(lines))
+            return 0 if ok else 1
+    except stack.DevstackError as exc:
+        print(f"devstack {args.action}: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tierstream", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("replay", help="fold input events into output events (file form)")
+    r.add_argument("--input", help="input events, JSONL, in arrival order")
+    r.add_argument("--output", help="where to write every output event, JSONL, in emission order")
+    r.set_defaults(func=_replay)
+
+    s = sub.add_parser("simulate", help="write a realistic, seeded workload in the input contract")
+    s.add_argument("--shops", type=int, default=100)
+    s.add_argument("--days", type=int, default=45)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--start", default="2023-01-01", help="first local day (YYYY-MM-DD)")
+    s.add_argument("--output", required=True)
+    s.set_defaults(func=_simulate)
+
+    d = sub.add_parser("devstack", help="a real Kafka and Redis on loopback for this machine")
+    d.add_argument("action", choices=["up", "down", "status", "env"])
+    d.set_defaults(func=_devstack)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

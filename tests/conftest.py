@@ -1,0 +1,48 @@
+"""Shared fixtures: the devstack for integration tests, unique names per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from devstack import stack
+
+
+@pytest.fixture(scope="session")
+def devstack() -> Iterator[stack.StackConfig]:
+    """A running devstack: the one already up, or one started (and stopped) for this session.
+
+    Set TIERSTREAM_KAFKA and TIERSTREAM_REDIS to use an existing Kafka and Redis instead."""
+    cfg = stack.StackConfig.from_env()
+    external = os.environ.get("TIERSTREAM_TEST_EXTERNAL") == "1"
+    started = False
+    if not external:
+        ok, _ = stack.status(cfg)
+        if not ok:
+            for line in stack.up(cfg):
+                print(line)
+            started = True
+    yield cfg
+    if started and os.environ.get("TIERSTREAM_KEEP_DEVSTACK") != "1":
+        stack.down(cfg)
+
+
+@pytest.fixture
+def kafka_bootstrap(devstack: stack.StackConfig) -> str:
+    return os.environ.get("TIERSTREAM_KAFKA", devstack.bootstrap) if os.environ.get(
+        "TIERSTREAM_TEST_EXTERNAL") == "1" else devstack.bootstrap
+
+
+@pytest.fixture
+def redis_url(devstack: stack.StackConfig) -> str:
+    return os.environ.get("TIERSTREAM_REDIS", devstack.redis_url) if os.environ.get(
+        "TIERSTREAM_TEST_EXTERNAL") == "1" else devstack.redis_url
+
+
+@pytest.fixture
+def unique() -> str:
+    """A prefix no other test uses: for topic names and Redis namespaces."""
+    return f"t{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,91 @@
+"""The devstack is real: a Kafka broker that stores and serves records, a Redis that keeps keys."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from devstack import stack
+
+pytestmark = pytest.mark.integration
+
+
+async def test_kafka_round_trip_on_a_project_created_topic(kafka_bootstrap: str, unique: str) -> None:
+    topic = f"{unique}-roundtrip"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for i in range(30):
+            await producer.send_and_wait(topic, f"v{i}".encode(), key=f"shop-{i % 5}".encode())
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    got: list[tuple[bytes, bytes]] = []
+    try:
+        while len(got) < 30:
+            batch = await consumer.getmany(timeout_ms=5000)
+            assert batch, "no records within 5 s"
+            got += [(r.key, r.value) for recs in batch.values() for r in recs]
+    finally:
+        await consumer.stop()
+    assert sorted(v for _, v in got) == sorted(f"v{i}".encode() for i in range(30))
+    assert {k for k, _ in got} == {f"shop-{i}".encode() for i in range(5)}
+
+
+async def test_topics_are_not_auto_created(kafka_bootstrap: str, unique: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, request_timeout_ms=3000,
+                                    metadata_max_age_ms=1000)
+        await producer.start()
+        try:
+            with pytest.raises(Exception):  # noqa: B017 - aiokafka raises a timeout for a missing topic
+                await producer.send_and_wait(f"{unique}-never-created", b"x")
+        finally:
+            await producer.stop()
+        assert f"{unique}-never-created" not in await admin.list_topics()
+    finally:
+        await admin.close()
+
+
+async def test_redis_write_and_read_with_aof(redis_url: str, unique: str) -> None:
+    r = aioredis.from_url(redis_url)
+    try:
+        await r.hset(f"{unique}:{{shop}}:h", mapping={"gmv": 100})
+        await r.zadd(f"{unique}:{{shop}}:z", {"u1": 5, "u2": 9})
+        assert await r.hget(f"{unique}:{{shop}}:h", "gmv") == b"100"
+        assert await r.zcount(f"{unique}:{{shop}}:z", "(5", "+inf") == 1
+        assert (await r.config_get("appendonly"))["appendonly"] == "yes"
+    finally:
+        await r.delete(f"{unique}:{{shop}}:h", f"{unique}:{{shop}}:z")
+        await r.aclose()
+
+
+def test_devstack_cli_status_and_env(devstack: stack.StackConfig) -> None:
+    status = subprocess.run([sys.executable, "-m", "streams.cli", "devstack", "status"], capture_output=True,
+                            text=True)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "kafka: running" in status.stdout and "redis: running" in status.stdout
+    env = subprocess.run([sys.executable, "-m", "streams.cli", "devstack", "env"], capture_output=True,
+                         text=True, check=True).stdout
+    assert f"export TIERSTREAM_KAFKA={devstack.bootstrap}" in env
+    assert f"export TIERSTREAM_REDIS={devstack.redis_url}" in env
+
+
+def test_devstack_up_twice_is_harmless(devstack: stack.StackConfig) -> None:
+    again = stack.up(devstack)
+    assert all("already running" in line for line in again)

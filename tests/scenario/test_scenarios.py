@@ -1,0 +1,39 @@
+"""Every folder of shared/scenarios through `tierstream replay` and check.py."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.scenario
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT.parent / "shared" / "scenarios"
+FOLDERS = sorted(p for p in SCENARIOS.glob("*") if (p / "input.jsonl").exists())
+
+
+def test_scenarios_are_present() -> None:
+    assert len(FOLDERS) >= 5, f"expected the public scenarios under {SCENARIOS}"
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_scenario_passes_check(folder: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "out.jsonl"
+    subprocess.run([sys.executable, "-m", "replay", "--input", str(folder / "input.jsonl"), "--output", str(out)],
+                   check=True, cwd=ROOT)
+    check = subprocess.run([sys.executable, str(SCENARIOS / "check.py"), str(folder / "expected.jsonl"), str(out)],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_scenario_output_is_byte_identical_across_runs(folder: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"out{i}.jsonl"
+        subprocess.run([sys.executable, "-m", "replay", "--input", str(folder / "input.jsonl"),
+                        "--output", str(out)], check=True, cwd=ROOT)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] and outs[0]

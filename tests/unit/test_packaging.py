@@ -1,0 +1,42 @@
+"""docker-compose.yml parses and matches interfaces.md; settings read the environment once."""
+
+import pathlib
+
+import pytest
+import yaml
+
+from streams.settings import Settings, redact_url
+
+pytestmark = pytest.mark.unit
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_compose_names_kafka_redis_and_a_worker_with_the_interface_variables() -> None:
+    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = doc["services"]
+    assert {"kafka", "redis", "worker"} <= set(services)
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    env = services["worker"]["environment"]
+    assert {"TIERSTREAM_KAFKA", "TIERSTREAM_REDIS", "TIERSTREAM_TOPIC_PREFIX", "TIERSTREAM_NAMESPACE"} <= set(env)
+
+
+def test_settings_defaults_match_interfaces() -> None:
+    s = Settings.from_env({})
+    assert (s.kafka, str(s.redis), s.topic_prefix, s.namespace) == (
+        "localhost:9092", "redis://localhost:6379/0", "", "live")
+
+
+def test_settings_never_show_a_redis_password() -> None:
+    s = Settings.from_env({"TIERSTREAM_REDIS": "redis://user:hunter2@host:6380/1", "TIERSTREAM_TOPIC_PREFIX": "x-"})
+    assert "hunter2" not in repr(s) and "hunter2" not in repr(s.redis)
+    assert redact_url(str(s.redis)) == "redis://user:***@host:6380/1"
+    assert s.topic("ledger") == "x-ledger"
+
+
+def test_settings_are_frozen_and_validate() -> None:
+    s = Settings.from_env({})
+    with pytest.raises(AttributeError):
+        s.namespace = "x"  # type: ignore[misc]
+    with pytest.raises(ValueError, match="TIERSTREAM_PARTITIONS"):
+        Settings.from_env({"TIERSTREAM_PARTITIONS": "zero"})

@@ -1,0 +1,1 @@
+"""tiering: the member-programme rulebook as a pure fold (no I/O, no clocks)."""

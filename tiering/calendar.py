@@ -1,0 +1,79 @@
+"""Cycle calendar (考核周期): boundaries at 00:00 local on the 1st and the 16th."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+DAY_MS = 86_400_000
+_FIRST_YEAR = 1990
+_LAST_YEAR = 2100
+
+
+def _epoch_ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Boundaries and local days of one business time zone, precomputed for lookups."""
+
+    tz_name: str = "Asia/Shanghai"
+    _boundaries: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        tz = ZoneInfo(self.tz_name)
+        marks = [
+            _epoch_ms(datetime(y, m, d, tzinfo=tz))
+            for y in range(_FIRST_YEAR, _LAST_YEAR + 1)
+            for m in range(1, 13)
+            for d in (1, 16)
+        ]
+        object.__setattr__(self, "_boundaries", tuple(marks))
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.tz_name)
+
+    def index(self, ts: int) -> int:
+        """Index of the cycle holding instant ts (the boundary at or before ts)."""
+        i = bisect.bisect_right(self._boundaries, ts) - 1
+        if i < 0 or i >= len(self._boundaries) - 1:
+            raise ValueError(f"instant {ts} is outside the supported years {_FIRST_YEAR}-{_LAST_YEAR}")
+        return i
+
+    def boundary(self, index: int) -> int:
+        """Start instant of cycle `index`."""
+        return self._boundaries[index]
+
+    def cycle_start(self, ts: int) -> int:
+        return self._boundaries[self.index(ts)]
+
+    def next_boundary(self, ts: int) -> int:
+        """The first boundary strictly after ts."""
+        return self._boundaries[bisect.bisect_right(self._boundaries, ts)]
+
+    def last_boundary_at_or_before(self, ts: int) -> int | None:
+        i = bisect.bisect_right(self._boundaries, ts) - 1
+        return self._boundaries[i] if i >= 0 else None
+
+    def cycle_id(self, start: int) -> str:
+        """Cycle id: the local date of its start, e.g. `2023-01-16`."""
+        return self.local_date(start).isoformat()
+
+    def local_date(self, ts: int) -> date:
+        return datetime.fromtimestamp(ts / 1000, self.tz).date()
+
+    def day_starts(self, start: int, end: int) -> list[int]:
+        """Local midnights d with start <= d < end (start is a boundary, so a midnight)."""
+        tz = self.tz
+        out: list[int] = []
+        day = self.local_date(start)
+        while True:
+            t = _epoch_ms(datetime(day.year, day.month, day.day, tzinfo=tz))
+            if t >= end:
+                return out
+            out.append(t)
+            day += timedelta(days=1)

@@ -1,0 +1,280 @@
+"""Event time: the watermark, boundary closes and timers (rules.md §5-§9)."""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+from tiering import indicators as ind
+from tiering.outputs import Output, publish, ratio, shop_output
+from tiering.params import RuleParams, Standard
+from tiering.restrictions import (
+    CAP_SCOPE,
+    NONCOMPLIANT_SCOPE,
+    QUALITY_SCOPE,
+    TIER_SCOPE,
+    active_since,
+    set_restriction,
+)
+from tiering.state import CycleCounters, Member, ShopState, StateStore, timeline_at, timeline_prune
+
+RQ_STATUS = ("excellent", "to_improve", "substandard")
+
+
+def untils(m: Member, p: RuleParams) -> tuple[int | None, int | None]:
+    """(quality_until, effective_until) of a member (rules.md §2)."""
+    q = m.last_paid + p.quality_window_ms if m.last_paid is not None else None
+    e = m.last_activity + p.activity_window_ms if m.last_activity is not None else None
+    if q is not None and (e is None or q > e):
+        e = q
+    return q, e
+
+
+class Closer:
+    """Advances the watermark and fires what it reaches, in the order of their instants."""
+
+    def __init__(self, params: RuleParams) -> None:
+        self.p = params
+        self.cal = params.calendar
+
+    def start(self, store: StateStore, watermark: int) -> None:
+        """First record: boundaries before it close with no shop to assess."""
+        store.clock.watermark = watermark
+        store.clock.last_closed = self.cal.last_boundary_at_or_before(watermark)
+
+    def advance(self, store: StateStore, watermark: int, out: list[Output]) -> None:
+        clock = store.clock
+        if clock.watermark is None:
+            self.start(store, watermark)
+        if watermark <= clock.watermark:  # type: ignore[operator]
+            return
+        clock.watermark = watermark
+        while True:
+            boundary = self.cal.next_boundary(clock.last_closed)  # type: ignore[arg-type]
+            if clock.timers and clock.timers[0][0] < boundary:
+                if clock.timers[0][0] > watermark:
+                    return
+                instant, _seq, kind, shop_id, payload = heapq.heappop(clock.timers)
+                self._fire(store, instant, kind, shop_id, payload, out)
+            elif boundary <= watermark:
+                self.close_boundary(store, boundary, out)
+            else:
+                return
+
+    # -- boundary ------------------------------------------------------------------------------
+
+    def close_boundary(self, store: StateStore, b: int, out: list[Output]) -> None:
+        clock = store.clock
+        a: int = clock.last_closed  # type: ignore[assignment]
+        for shop_id in store.shop_ids():
+            shop = store.shop(shop_id)
+            if shop is not None and shop.known_since < b:
+                self._assess(store, shop, a, b, out)
+                store.touch(shop)
+        clock.last_closed = b
+        self._apply_deferred(store, out)
+        keep_from = self.cal.boundary(self.cal.index(b) - self.p.dedupe_cycles)
+        for start in [s for s in clock.seen if s < keep_from]:
+            del clock.seen[start]
+
+    def _assess(self, store: StateStore, shop: ShopState, a: int, b: int, out: list[Output]) -> None:
+        sid = shop.shop_id
+        counters = store.counters(sid, a, create=False) or CycleCounters()
+        online = ind.benefit_online_days(shop.benefits, a, b, self.cal)
+        indicators = ind.Indicators.of(online, store.members(sid).count_after(b), counters)
+        industry, std = self._standard(store, shop, b)
+        met = ind.criteria(indicators, std, self.p.online_days_threshold)
+        raw = ind.raw_tier(met)
+        tier = ind.final_tier(raw, shop.raw_tier)
+        previous = shop.tier
+        cycle = self.cal.cycle_id(a)
+        std_json = {"industry": industry, **std.to_json()}
+        ind_json = indicators.to_json()
+        out.append(shop_output("tier_assessed", sid, b, (cycle,), cycle=cycle, tier=tier, raw_tier=raw,
+                               indicators=ind_json, standard=std_json, criteria=met))
+        if tier != previous:
+            granted, revoked = ind.privilege_diff(previous, tier)
+            out.append(shop_output("tier_changed", sid, b, (cycle,), cycle=cycle, from_tier=previous,
+                                   to_tier=tier, indicators=ind_json, criteria=met,
+                                   privileges_granted=granted, privileges_revoked=revoked))
+        shop.tier, shop.raw_tier = tier, raw
+        shop.history.append({"cycle": cycle, "tier": tier, "raw_tier": raw, "effective_at": b})
+        set_restriction(shop, "tier", TIER_SCOPE.get(tier), b, out)
+        self._registration_at_boundary(store, shop, b, previous, out)
+        self._recruitment_quality(store, shop, counters, cycle, b, previous, std, out)
+        self._protect(store, shop, a, b, out)
+        store.drop_counters(sid, a)
+        for tl in (*shop.attrs.values(), *shop.benefits.values()):
+            timeline_prune(tl, b)
+
+    def _standard(self, store: StateStore, shop: ShopState, b: int) -> tuple[str, Standard]:
+        industry = timeline_at(shop.attrs.get("industry", []), b) or "*"
+        standards = store.clock.standards
+        for name in (industry, "*"):
+            configured = timeline_at(standards.get(name, []), b, inclusive=True)
+            if configured is not None:
+                return name, configured
+            if name in self.p.standards:
+                return name, self.p.standards[name]
+        return "*", self.p.standards["*"]
+
+    def _protect(self, store: StateStore, shop: ShopState, a: int, b: int, out: list[Output]) -> None:
+        """沉默会员保护: members who fell silent during [a, b) are protected from b."""
+        members = store.members(shop.shop_id)
+        for user in members.fell_silent(a, b):
+            m = members.get(user)
+            if m is not None and m.counted and not m.protected:
+                m.protected = True
+                members.update(user, m, *untils(m, self.p))
+                out.append(shop_output("member_protection_changed", shop.shop_id, b,
+                                       (user, True, b), user_id=user, protected=True))
+
+    def _apply_deferred(self, store: StateStore, out: list[Output]) -> None:
+        clock = store.clock
+        if not clock.deferred:
+            return
+        horizon = self.cal.next_boundary(clock.last_closed)  # type: ignore[arg-type]
+        due = [d for d in clock.deferred if d[0] < horizon]
+        clock.deferred = [d for d in clock.deferred if d[0] >= horizon]
+        for ts, _seq, shop_id, user, kind in due:
+            m = store.members(shop_id).get(user)
+            if m is None:
+                continue
+            if m.protected:
+                m.protected = False
+                out.append(shop_output("member_protection_changed", shop_id, ts, (user, False, ts),
+                                       user_id=user, protected=False))
+            self.apply_fact(store, shop_id, user, m, ts, kind)
+
+    def apply_fact(self, store: StateStore, shop_id: str, user: str, m: Member, ts: int, kind: str) -> None:
+        """Apply one member fact to the counted view (events before the oldest open boundary)."""
+        if kind == "leave":
+            m.counted = False
+        else:
+            if kind == "join":
+                m.counted = True
+            elif kind == "paid" and (m.last_paid is None or ts > m.last_paid):
+                m.last_paid = ts
+            if m.last_activity is None or ts > m.last_activity:
+                m.last_activity = ts
+        store.members(shop_id).update(user, m, *untils(m, self.p))
+
+    # -- registration join (注册入会, §6) -----------------------------------------------------
+
+    def _eligible(self, shop: ShopState, at: int, inclusive: bool = False) -> bool:
+        if shop.tier == "premium":
+            return True
+        b_ed = timeline_at(shop.attrs.get("b_edition", []), at, inclusive)
+        if b_ed and b_ed["ordered_at"] < self.p.b_edition_cutoff_ms and at < b_ed["expires_at"]:
+            return True
+        return bool(timeline_at(shop.attrs.get("member_pass", []), at, inclusive))
+
+    def _reg_changed(self, shop: ShopState, status: str, at: int, out: list[Output], **extra: Any) -> None:
+        shop.reg_state = status
+        out.append(shop_output("registration_join_changed", shop.shop_id, at, (status, at),
+                               status=status, **extra))
+
+    def _registration_at_boundary(self, store: StateStore, shop: ShopState, b: int,
+                                  previous: str | None, out: list[Output]) -> None:
+        state = shop.reg_state
+        if self._eligible(shop, b):
+            if state != "granted":
+                self._reg_changed(shop, "granted", b, out)
+            shop.grace_deadline = None
+            self._unblock(shop, b, out)
+        elif state == "granted" and previous == "premium":
+            self._reg_changed(shop, "buffer", b, out, buffer_until=self.cal.next_boundary(b))
+        elif state in ("granted", "buffer"):
+            self._revoke(store, shop, b, out)
+        elif shop.blocked and timeline_at(shop.attrs.get("join_mode", []), b) == "purchase":
+            self._unblock(shop, b, out)
+
+    def _revoke(self, store: StateStore, shop: ShopState, at: int, out: list[Output]) -> None:
+        if timeline_at(shop.attrs.get("join_mode", []), at, inclusive=True) == "registration":
+            deadline = at + self.p.grace_ms
+            shop.grace_deadline = deadline
+            store.clock.push_timer(deadline, "grace", shop.shop_id)
+            self._reg_changed(shop, "revoked", at, out, grace_deadline=deadline)
+        else:
+            self._reg_changed(shop, "revoked", at, out)
+
+    def _unblock(self, shop: ShopState, at: int, out: list[Output]) -> None:
+        if shop.blocked:
+            shop.blocked = False
+            set_restriction(shop, "registration_noncompliant", None, at, out)
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def _fire(self, store: StateStore, instant: int, kind: str, shop_id: str, payload: Any,
+              out: list[Output]) -> None:
+        if kind in ("promo_start", "promo_end"):
+            for sid in store.shop_ids():
+                shop = store.shop(sid)
+                if shop is not None and (shop.rq_status == "substandard" or shop.restrictions):
+                    self.sync_quality(store, shop, instant, out)
+                    store.touch(shop)
+            return
+        shop = store.shop(shop_id)
+        if shop is None:
+            return
+        if kind == "grace" and shop.grace_deadline == instant and shop.reg_state == "revoked":
+            shop.grace_deadline = None
+            if timeline_at(shop.attrs.get("join_mode", []), instant) == "registration":
+                shop.blocked = True
+                set_restriction(shop, "registration_noncompliant", NONCOMPLIANT_SCOPE, instant, out)
+        elif kind == "eligibility" and shop.reg_state == "granted" and shop.tier != "premium" \
+                and not self._eligible(shop, instant, inclusive=True):
+            self._revoke(store, shop, instant, out)
+        store.touch(shop)
+
+    # -- recruitment quality (招募质量, §7-§8) --------------------------------------------------
+
+    def _recruitment_quality(self, store: StateStore, shop: ShopState, c: CycleCounters, cycle: str,
+                             b: int, tier_during: str | None, std: Standard, out: list[Output]) -> None:
+        if tier_during == "premium":
+            cohort = len(c.cohort)
+            converted = len(c.converted)
+            rate = ratio(converted, cohort)
+            met = cohort == 0 or rate >= std.min_new_member_conversion
+            shop.rq_streak = 0 if met else shop.rq_streak + 1
+            shop.rq_status = RQ_STATUS[min(shop.rq_streak, 2)]
+            out.append(shop_output(
+                "recruitment_quality_assessed", shop.shop_id, b, (cycle,), cycle=cycle, cohort=cohort,
+                converted=converted, conversion_rate=publish(rate),
+                standard=float(std.min_new_member_conversion), met=met, status=shop.rq_status))
+        else:
+            shop.rq_streak, shop.rq_status = 0, None
+        self.sync_quality(store, shop, b, out)
+
+    def _cap(self, shop: ShopState, at: int) -> int:
+        tp = timeline_at(shop.attrs.get("third_party", []), at)
+        if tp and tp["opened_before_2021"]:
+            return int(tp["baseline_15d"])
+        return self.p.third_party_default_cap
+
+    def _in_promo(self, store: StateStore, at: int) -> bool:
+        return any(start <= at < end for start, end, _n in store.clock.promos)
+
+    def sync_quality(self, store: StateStore, shop: ShopState, at: int, out: list[Output]) -> None:
+        """Bring the recruitment_quality and third_party_cap restrictions in line at `at`."""
+        active = shop.rq_status == "substandard" and not self._in_promo(store, at)
+        set_restriction(shop, "recruitment_quality", QUALITY_SCOPE if active else None, at, out)
+        cycle = self.cal.cycle_start(at)
+        c = store.counters(shop.shop_id, cycle, create=False)
+        reached = c is not None and c.third_party_joins >= self._cap(shop, at)
+        set_restriction(shop, "third_party_cap", CAP_SCOPE if active and reached else None, at, out,
+                        until=self.cal.next_boundary(at))
+
+    def check_cap(self, store: StateStore, shop: ShopState, ts: int, out: list[Output]) -> None:
+        """At a third-party join: the join that reaches the cap starts the restriction."""
+        since = active_since(shop, "recruitment_quality")
+        if since is None or "third_party_cap" in shop.restrictions:
+            return
+        current = store.clock.last_closed
+        if current is None or self.cal.cycle_start(ts) != current:
+            return
+        c = store.counters(shop.shop_id, current)
+        if c is not None and c.third_party_joins >= self._cap(shop, ts):
+            at = max(ts, since)
+            set_restriction(shop, "third_party_cap", CAP_SCOPE, at, out, until=self.cal.next_boundary(at))
+

@@ -1,0 +1,168 @@
+"""The fold: `fold(store, record) -> outputs`, one ledger record at a time.
+
+A ledger record is a validated input event (tiering.contract) or a watermark
+marker `{"type": "watermark", "watermark": T}` from the clock. Events are folded
+in ledger order; facts about instants use timestamps (rules.md §9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tiering import close
+from tiering.outputs import Output, late_event, shop_output
+from tiering.params import RuleParams, Standard
+from tiering.state import Member, MemoryStore, ShopState, StateStore, timeline_add
+
+MARKER = "watermark"
+
+
+class Folder:
+    """Holds the rule parameters and dispatches records; all state lives in the store."""
+
+    def __init__(self, params: RuleParams) -> None:
+        self.params = params
+        self.cal = params.calendar
+        self._closer = close.Closer(params)
+        self._handlers: dict[str, Callable[[StateStore, ShopState, dict[str, Any], list[Output]], None]] = {
+            "member_joined": self._joined, "member_left": self._left, "order_paid": self._paid,
+            "benefit_redeemed": self._redeemed, "benefit_config_changed": self._benefit_config,
+            "join_setting_changed": self._join_setting, "shop_profile_changed": self._profile,
+        }
+
+    def new_store(self) -> MemoryStore:
+        cal = self.cal
+        return MemoryStore(lambda instant: cal.index(instant - 1))
+
+    def fold(self, store: StateStore, record: dict[str, Any]) -> list[Output]:
+        out: list[Output] = []
+        if record["type"] == MARKER:
+            self._closer.advance(store, record["watermark"], out)
+        else:
+            self._event(store, record, out)
+        return out
+
+    def _event(self, store: StateStore, e: dict[str, Any], out: list[Output]) -> None:
+        clock = store.clock
+        ts = e["ts"]
+        if clock.watermark is None:
+            self._closer.start(store, ts - self.params.lateness_ms)
+        eid = e["event_id"]
+        if any(eid in seen for seen in clock.seen.values()):
+            clock.bump("duplicates")
+            return
+        etype = e["type"]
+        closed = clock.last_closed
+        if closed is not None and ts < closed and etype != "clock_advanced":
+            clock.bump("late")
+            out.append(late_event(e, closed))
+            return
+        clock.seen.setdefault(self.cal.cycle_start(ts), set()).add(eid)
+        clock.seq += 1
+        clock.bump("folded")
+        handler = self._handlers.get(etype)
+        if handler is not None:
+            shop = store.shop(e["shop_id"])
+            if shop is None:
+                shop = store.add_shop(e["shop_id"], ts)
+            elif ts < shop.known_since:
+                shop.known_since = ts
+            handler(store, shop, e, out)
+            store.touch(shop)
+        elif etype == "industry_standard_changed":
+            timeline_add(clock.standards.setdefault(e["industry"], []), e["effective_from"],
+                         clock.seq, Standard.from_json(e["standard"]))
+        elif etype == "promo_window_declared":
+            clock.promos.append((e["start"], e["end"], e["name"]))
+            clock.push_timer(e["start"], "promo_start", "", e["name"])
+            clock.push_timer(e["end"], "promo_end", "", e["name"])
+        self._closer.advance(store, ts - self.params.lateness_ms, out)
+
+    # -- member facts -------------------------------------------------------------------------
+
+    def _member(self, store: StateStore, shop: ShopState, user: str) -> Member:
+        m = store.members(shop.shop_id).get(user)
+        return m if m is not None else Member()
+
+    def _activity(self, store: StateStore, shop: ShopState, user: str, m: Member, ts: int,
+                  kind: str, out: list[Output]) -> None:
+        """Wake a protected member, then apply (or defer) the fact to the counted view."""
+        if m.protected:
+            m.protected = False
+            out.append(shop_output("member_protection_changed", shop.shop_id, ts,
+                                   (user, False, ts), user_id=user, protected=False))
+        clock = store.clock
+        if ts >= self.cal.next_boundary(clock.last_closed):  # type: ignore[arg-type]
+            store.members(shop.shop_id).update(user, m, *self._untils(m))
+            clock.deferred.append((ts, clock.seq, shop.shop_id, user, kind))
+        else:
+            self._closer.apply_fact(store, shop.shop_id, user, m, ts, kind)
+
+    def _untils(self, m: Member) -> tuple[int | None, int | None]:
+        return close.untils(m, self.params)
+
+    def _joined(self, store: StateStore, shop: ShopState, e: dict[str, Any], out: list[Output]) -> None:
+        user, ts = e["user_id"], e["ts"]
+        m = self._member(store, shop, user)
+        if not m.member:
+            m.member = True
+            c = store.counters(shop.shop_id, self.cal.cycle_start(ts))
+            assert c is not None
+            c.cohort[user] = ts
+            if e["channel"] == "third_party":
+                c.third_party_joins += 1
+                self._closer.check_cap(store, shop, ts, out)
+        self._activity(store, shop, user, m, ts, "join", out)
+
+    def _left(self, store: StateStore, shop: ShopState, e: dict[str, Any], out: list[Output]) -> None:
+        m = self._member(store, shop, e["user_id"])
+        m.member = False
+        self._activity(store, shop, e["user_id"], m, e["ts"], "leave", out)
+
+    def _paid(self, store: StateStore, shop: ShopState, e: dict[str, Any], out: list[Output]) -> None:
+        user, ts, amount = e["user_id"], e["ts"], e["amount_cents"]
+        m = self._member(store, shop, user)
+        c = store.counters(shop.shop_id, self.cal.cycle_start(ts))
+        assert c is not None
+        c.total_gmv += amount
+        if m.member:
+            c.member_gmv += amount
+            c.payers.add(user)
+        joined = c.cohort.get(user)
+        if joined is not None and joined <= ts < joined + self.params.conversion_window_ms:
+            c.converted.add(user)
+        self._activity(store, shop, user, m, ts, "paid", out)
+
+    def _redeemed(self, store: StateStore, shop: ShopState, e: dict[str, Any], out: list[Output]) -> None:
+        user, ts = e["user_id"], e["ts"]
+        m = self._member(store, shop, user)
+        if m.member and (e["benefit_type"] != "points_exchange" or e["stage"] == "used"):
+            c = store.counters(shop.shop_id, self.cal.cycle_start(ts))
+            assert c is not None
+            c.benefit_users.add(user)
+        self._activity(store, shop, user, m, ts, "redeem", out)
+
+    # -- configuration --------------------------------------------------------------------------
+
+    def _benefit_config(self, store: StateStore, shop: ShopState, e: dict[str, Any], out: list[Output]) -> None:
+        timeline_add(shop.benefits.setdefault(e["benefit_id"], []), e["ts"], store.clock.seq,
+                     e["status"] == "online")
+
+    def _join_setting(self, store: StateStore, shop: ShopState, e: dict[str, Any], out: list[Output]) -> None:
+        timeline_add(shop.attrs.setdefault("join_mode", []), e["ts"], store.clock.seq, e["mode"])
+
+    def _profile(self, store: StateStore, shop: ShopState, e: dict[str, Any], out: list[Output]) -> None:
+        clock = store.clock
+        for name in ("industry", "b_edition", "member_pass", "third_party"):
+            if name in e:
+                timeline_add(shop.attrs.setdefault(name, []), e["ts"], clock.seq, e[name])
+        if "b_edition" in e or "member_pass" in e:
+            clock.push_timer(e["ts"], "eligibility", shop.shop_id)
+            if e.get("b_edition"):
+                clock.push_timer(e["b_edition"]["expires_at"], "eligibility", shop.shop_id)
+
+
+def fold(folder: Folder, store: StateStore, record: dict[str, Any]) -> list[Output]:
+    """The pure step of design.md: read `store`, apply the record's changes, return outputs."""
+    return folder.fold(store, record)
