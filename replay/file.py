@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -54,6 +55,19 @@ def _source(raw: bytes, line: int) -> dict[str, Any]:
 
 def replay_file(src: IO[bytes], dst: IO[bytes], params: RuleParams | None = None,
                 store: StateStore | None = None) -> ReplayStats:
+    """Replay a whole file. The fold's state holds no reference cycles, so the cyclic
+    collector only costs time here (about a fifth of a 1M-event run); it is paused."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _replay_file(src, dst, params, store)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _replay_file(src: IO[bytes], dst: IO[bytes], params: RuleParams | None,
+                 store: StateStore | None) -> ReplayStats:
     stats = ReplayStats()
     dumps = orjson.dumps
     write = dst.write
@@ -70,7 +84,8 @@ def main(input_path: str, output_path: str, params: RuleParams | None = None) ->
     with open(input_path, "rb") as src, open(output_path, "wb") as dst:
         stats = replay_file(src, dst, folder_params, store)
     c = store.clock.stats
-    print(f"replay: {stats.lines} lines, {c.get('folded', 0)} folded, {stats.dead_letters} dead letters, "
+    folded = stats.lines - stats.dead_letters - c.get("duplicates", 0) - c.get("late", 0)
+    print(f"replay: {stats.lines} lines, {folded} folded, {stats.dead_letters} dead letters, "
           f"{c.get('duplicates', 0)} duplicates, {c.get('late', 0)} late; {stats.outputs} outputs "
           f"{dict(sorted(stats.by_type.items()))}", file=sys.stderr)
     return 0

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 DAY_MS = 86_400_000
+_SLOT_MS = 900_000
 _FIRST_YEAR = 1990
 _LAST_YEAR = 2100
 
@@ -22,6 +23,8 @@ class Calendar:
 
     tz_name: str = "Asia/Shanghai"
     _boundaries: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _last: list[int] = field(init=False, repr=False, compare=False)  # lookup cache: [lo, hi, index]
+    _slots: dict[int, int] = field(init=False, repr=False, compare=False)  # quarter-hour slot -> index
 
     def __post_init__(self) -> None:
         tz = ZoneInfo(self.tz_name)
@@ -32,6 +35,8 @@ class Calendar:
             for d in (1, 16)
         ]
         object.__setattr__(self, "_boundaries", tuple(marks))
+        object.__setattr__(self, "_last", [0, 0, -1])
+        object.__setattr__(self, "_slots", {})
 
     @property
     def tz(self) -> ZoneInfo:
@@ -39,9 +44,21 @@ class Calendar:
 
     def index(self, ts: int) -> int:
         """Index of the cycle holding instant ts (the boundary at or before ts)."""
+        lo, hi, i = self._last
+        if lo <= ts < hi:
+            return i
+        # every zone's midnights fall on a quarter hour, so a quarter-hour slot lies in one cycle
+        slot = ts // _SLOT_MS
+        cached = self._slots.get(slot)
+        if cached is not None:
+            return cached
         i = bisect.bisect_right(self._boundaries, ts) - 1
         if i < 0 or i >= len(self._boundaries) - 1:
             raise ValueError(f"instant {ts} is outside the supported years {_FIRST_YEAR}-{_LAST_YEAR}")
+        self._last[:] = (self._boundaries[i], self._boundaries[i + 1], i)
+        if len(self._slots) > 200_000:
+            self._slots.clear()
+        self._slots[slot] = i
         return i
 
     def boundary(self, index: int) -> int:
@@ -49,6 +66,9 @@ class Calendar:
         return self._boundaries[index]
 
     def cycle_start(self, ts: int) -> int:
+        lo, hi, _i = self._last
+        if lo <= ts < hi:
+            return lo
         return self._boundaries[self.index(ts)]
 
     def next_boundary(self, ts: int) -> int:

@@ -39,8 +39,10 @@ class Closer:
 
     def start(self, store: StateStore, watermark: int) -> None:
         """First record: boundaries before it close with no shop to assess."""
-        store.clock.watermark = watermark
-        store.clock.last_closed = self.cal.last_boundary_at_or_before(watermark)
+        clock = store.clock
+        clock.watermark = watermark
+        clock.last_closed = self.cal.last_boundary_at_or_before(watermark)
+        clock.open_boundary = self.cal.next_boundary(watermark)
 
     def advance(self, store: StateStore, watermark: int, out: list[Output]) -> None:
         clock = store.clock
@@ -49,8 +51,10 @@ class Closer:
         if watermark <= clock.watermark:  # type: ignore[operator]
             return
         clock.watermark = watermark
+        if watermark < clock.open_boundary and (not clock.timers or watermark < clock.timers[0][0]):
+            return  # nothing due: the common case, per event
         while True:
-            boundary = self.cal.next_boundary(clock.last_closed)  # type: ignore[arg-type]
+            boundary = clock.open_boundary
             if clock.timers and clock.timers[0][0] < boundary:
                 if clock.timers[0][0] > watermark:
                     return
@@ -72,6 +76,7 @@ class Closer:
                 self._assess(store, shop, a, b, out)
                 store.touch(shop)
         clock.last_closed = b
+        clock.open_boundary = self.cal.next_boundary(b)
         self._apply_deferred(store, out)
         keep_from = self.cal.boundary(self.cal.index(b) - self.p.dedupe_cycles)
         for start in [s for s in clock.seen if s < keep_from]:
@@ -133,7 +138,7 @@ class Closer:
         clock = store.clock
         if not clock.deferred:
             return
-        horizon = self.cal.next_boundary(clock.last_closed)  # type: ignore[arg-type]
+        horizon = clock.open_boundary
         due = [d for d in clock.deferred if d[0] < horizon]
         clock.deferred = [d for d in clock.deferred if d[0] >= horizon]
         for ts, _seq, shop_id, user, kind in due:

@@ -66,9 +66,18 @@ def _is_ratio(v: Any) -> bool:
     return type(v) in (int, float) and 0 <= v < float("inf")
 
 
+class _OneOf:
+    """A closed vocabulary check (its `allowed` set is inlined by the validator)."""
+
+    def __init__(self, values: tuple[str, ...]) -> None:
+        self.allowed = frozenset(values)
+
+    def __call__(self, v: Any) -> bool:
+        return type(v) is str and v in self.allowed
+
+
 def _one_of(values: tuple[str, ...]) -> Check:
-    allowed = frozenset(values)
-    return lambda v: type(v) is str and v in allowed
+    return _OneOf(values)
 
 
 def _is_bool(v: Any) -> bool:
@@ -123,32 +132,76 @@ def _describe(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+_MISSING = object()
+_ID, _TS, _COUNT, _ENUM, _OTHER = range(5)
+
+
+def _compile(check: Check) -> tuple[int, Any]:
+    """Inline the hot checks (ids, instants, counts, enums); call the rest."""
+    if check is _is_id or check is _is_industry:
+        return _ID, None
+    if check is _is_count:
+        return _COUNT, None
+    allowed = getattr(check, "allowed", None)
+    if allowed is not None:
+        return _ENUM, allowed
+    return _OTHER, check
+
+
+_SPECS: Final = {
+    etype: tuple((name, *_compile(check)) for name, check in (("event_id", _is_id), *fields.items()))
+    for etype, fields in REQUIRED.items()
+}
+
+
 def validate(obj: Any, topic: str | None = None) -> dict[str, Any]:
     """Check a decoded message against the contract; return only its contract fields.
 
     `topic` is the input topic the message came from (unprefixed), when known."""
     if type(obj) is not dict:
         raise InvalidEvent(f"not a JSON object ({type(obj).__name__})")
-    shop = obj.get("shop_id") if _is_id(obj.get("shop_id")) else None
-    etype = obj.get("type")
-    fields = REQUIRED.get(etype) if isinstance(etype, str) else None
-    if fields is None or not isinstance(etype, str):
-        raise InvalidEvent(f"unknown type {_describe(etype)}" if "type" in obj else "missing field 'type'", shop)
+    raw_type = obj.get("type")
+    spec = _SPECS.get(raw_type) if type(raw_type) is str else None
+    if spec is None:
+        raise InvalidEvent(f"unknown type {_describe(raw_type)}" if "type" in obj else "missing field 'type'",
+                           _shop_of(obj))
+    etype = str(raw_type)
     if topic is not None and TOPIC_OF_TYPE[etype] != topic:
-        raise InvalidEvent(f"{etype} does not belong on topic {_describe(topic)}", shop)
-    out: dict[str, Any] = {"type": etype}
-    for name, check in (("event_id", _is_id), ("ts", _is_event_ts), *fields.items()):
-        if name not in obj:
-            raise InvalidEvent(f"{etype}: missing field '{name}'", shop)
-        value = obj[name]
-        if not check(value):
-            raise InvalidEvent(f"{etype}: invalid '{name}': {_describe(value)}", shop)
-        out[name] = value
+        raise InvalidEvent(f"{etype} does not belong on topic {_describe(topic)}", _shop_of(obj))
+    ts = obj.get("ts", _MISSING)
+    if type(ts) is not int or not MIN_EVENT_TS <= ts < MAX_INSTANT:
+        _fail(obj, etype, "ts", ts)
+    out: dict[str, Any] = {"type": etype, "ts": ts}
+    for name, kind, arg in spec:
+        v = obj.get(name, _MISSING)
+        tv = type(v)
+        if kind == _ID:
+            ok = tv is str and 0 < len(v) <= MAX_ID
+        elif kind == _ENUM:
+            ok = tv is str and v in arg
+        elif kind == _COUNT:
+            ok = tv is int and v >= 0
+        else:
+            ok = v is not _MISSING and arg(v)
+        if not ok:
+            _fail(obj, etype, name, v)
+        out[name] = v
     if etype == "shop_profile_changed":
-        _copy_profile(obj, out, shop)
+        _copy_profile(obj, out, _shop_of(obj))
     elif etype == "promo_window_declared" and out["end"] <= out["start"]:
-        raise InvalidEvent("promo_window_declared: 'end' must be after 'start'", shop)
+        raise InvalidEvent("promo_window_declared: 'end' must be after 'start'", None)
     return out
+
+
+def _shop_of(obj: dict[str, Any]) -> str | None:
+    shop = obj.get("shop_id")
+    return shop if _is_id(shop) else None
+
+
+def _fail(obj: dict[str, Any], etype: str, name: str, value: Any) -> None:
+    if value is _MISSING:
+        raise InvalidEvent(f"{etype}: missing field '{name}'", _shop_of(obj))
+    raise InvalidEvent(f"{etype}: invalid '{name}': {_describe(value)}", _shop_of(obj))
 
 
 def _copy_profile(obj: dict[str, Any], out: dict[str, Any], shop: str | None) -> None:

@@ -49,18 +49,22 @@ class Folder:
         if clock.watermark is None:
             self._closer.start(store, ts - self.params.lateness_ms)
         eid = e["event_id"]
-        if any(eid in seen for seen in clock.seen.values()):
-            clock.bump("duplicates")
-            return
+        for seen in clock.seen.values():
+            if eid in seen:
+                clock.bump("duplicates")
+                return
         etype = e["type"]
         closed = clock.last_closed
         if closed is not None and ts < closed and etype != "clock_advanced":
             clock.bump("late")
             out.append(late_event(e, closed))
             return
-        clock.seen.setdefault(self.cal.cycle_start(ts), set()).add(eid)
+        cycle = self.cal.cycle_start(ts)
+        seen = clock.seen.get(cycle)
+        if seen is None:
+            seen = clock.seen[cycle] = set()
+        seen.add(eid)
         clock.seq += 1
-        clock.bump("folded")
         handler = self._handlers.get(etype)
         if handler is not None:
             shop = store.shop(e["shop_id"])
@@ -70,6 +74,8 @@ class Folder:
                 shop.known_since = ts
             handler(store, shop, e, out)
             store.touch(shop)
+        elif etype == "clock_advanced":
+            pass
         elif etype == "industry_standard_changed":
             timeline_add(clock.standards.setdefault(e["industry"], []), e["effective_from"],
                          clock.seq, Standard.from_json(e["standard"]))
@@ -93,7 +99,7 @@ class Folder:
             out.append(shop_output("member_protection_changed", shop.shop_id, ts,
                                    (user, False, ts), user_id=user, protected=False))
         clock = store.clock
-        if ts >= self.cal.next_boundary(clock.last_closed):  # type: ignore[arg-type]
+        if ts >= clock.open_boundary:
             store.members(shop.shop_id).update(user, m, *self._untils(m))
             clock.deferred.append((ts, clock.seq, shop.shop_id, user, kind))
         else:

@@ -97,6 +97,7 @@ class Clock:
     max_ts: int | None = None
     watermark: int | None = None
     last_closed: int | None = None
+    open_boundary: int = 0  # the first boundary after last_closed (the oldest still open)
     seq: int = 0
     timers: list[tuple[int, int, str, str, Any]] = field(default_factory=list)  # heap
     standards: dict[str, Timeline] = field(default_factory=dict)  # industry -> effective_from timeline
@@ -156,8 +157,13 @@ class BucketedMembers:
 
     def update(self, user_id: str, m: Member, quality_until: int | None, effective_until: int | None) -> None:
         self._by_user[user_id] = m
-        old = self._index.pop(user_id, None)
+        qb = self._bucket_of(quality_until) if quality_until is not None else None
+        eb = self._bucket_of(effective_until) if effective_until is not None else None
+        old = self._index.get(user_id)
+        if m.counted and old is not None and old[0] == qb and old[1] == eb:
+            return  # still counted in the same buckets: the common case
         if old is not None:
+            del self._index[user_id]
             self.total -= 1
             if old[0] is not None:
                 self._q_counts[old[0]] -= 1
@@ -165,8 +171,6 @@ class BucketedMembers:
                 self._e_sets[old[1]].discard(user_id)
         if not m.counted:
             return
-        qb = self._bucket_of(quality_until) if quality_until is not None else None
-        eb = self._bucket_of(effective_until) if effective_until is not None else None
         self._index[user_id] = (qb, eb)
         self.total += 1
         if qb is not None:
