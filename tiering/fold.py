@@ -49,8 +49,8 @@ class Folder:
         if clock.watermark is None:
             self._closer.start(store, ts - self.params.lateness_ms)
         eid = e["event_id"]
-        for seen in clock.seen.values():
-            if eid in seen:
+        for ids in clock.seen.values():
+            if eid in ids:
                 clock.bump("duplicates")
                 return
         etype = e["type"]
