@@ -31,7 +31,7 @@ test: setup lint
 	$(BIN)/pytest
 
 test-unit: setup
-	$(BIN)/pytest -m unit
+	$(BIN)/pytest -m "unit and not integration"
 
 scenarios: setup
 	$(BIN)/pytest -m scenario

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -25,11 +26,19 @@ class ReplayStats:
     by_type: dict[str, int] = field(default_factory=dict)
 
 
+FoldStep = Callable[[dict[str, Any]], list[Output]]
+
+
 def replay_lines(lines: Iterable[bytes], params: RuleParams | None = None,
-                 store: StateStore | None = None, stats: ReplayStats | None = None) -> Iterator[Output]:
-    """Ingest and fold raw JSONL lines; yield every output event in emission order."""
-    folder = Folder(params or RuleParams())
-    state = store if store is not None else folder.new_store()
+                 store: StateStore | None = None, stats: ReplayStats | None = None,
+                 fold: FoldStep | None = None) -> Iterator[Output]:
+    """Ingest and fold raw JSONL lines; yield every output event in emission order.
+
+    `fold` replaces the in-process fold step (tests pass one that folds into Redis)."""
+    if fold is None:
+        folder = Folder(params or RuleParams())
+        state = store if store is not None else folder.new_store()
+        fold = functools.partial(folder.fold, state)
     st = stats if stats is not None else ReplayStats()
     for n, raw in enumerate(lines, 1):
         if not raw.strip():
@@ -41,7 +50,7 @@ def replay_lines(lines: Iterable[bytes], params: RuleParams | None = None,
             st.dead_letters += 1
             yield dead_letter(str(exc), raw[:-1] if raw.endswith(b"\n") else raw, _source(raw, n), exc.shop_id)
             continue
-        yield from folder.fold(state, event)
+        yield from fold(event)
 
 
 def _source(raw: bytes, line: int) -> dict[str, Any]:

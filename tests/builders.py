@@ -84,16 +84,33 @@ def premium_shop(shop: str, start: int, industry: str = "test") -> list[dict[str
 
 
 class Run:
-    """Folds events through one store and keeps every output."""
+    """Folds events through one store and keeps every output.
 
-    def __init__(self, params: RuleParams | None = None, store: StateStore | None = None) -> None:
+    With a Redis store each event is its own batch (load, prefetch, fold, commit), so the
+    suite exercises the unit of work, the overlay and the offset fence on every step."""
+
+    def __init__(self, params: RuleParams | None = None, store: StateStore | None = None,
+                 redis_factory: Any = None) -> None:
         self.folder = Folder(params or RuleParams())
-        self.store = store if store is not None else self.folder.new_store()
+        self.processor = None
+        if redis_factory is not None:
+            from projections.processor import PartitionProcessor
+            store = redis_factory(params or RuleParams())
+            self.processor = PartitionProcessor(self.folder, store)
+        self.store: Any = store if store is not None else self.folder.new_store()
         self.outputs: list[Output] = []
+        self.offset = -1
 
     def feed(self, *events: dict[str, Any]) -> Run:
         for e in events:
-            self.outputs.extend(self.folder.fold(self.store, e))
+            if self.processor is None:
+                self.outputs.extend(self.folder.fold(self.store, e))
+                continue
+            self.offset += 1
+            outs, last = self.processor.fold_batch([(self.offset, e)])
+            assert last == self.offset
+            self.processor.commit(last)
+            self.outputs.extend(outs)
         return self
 
     def of(self, type_: str, shop: str | None = None, **match: Any) -> list[Output]:

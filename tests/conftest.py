@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -46,3 +47,26 @@ def redis_url(devstack: stack.StackConfig) -> str:
 def unique() -> str:
     """A prefix no other test uses: for topic names and Redis namespaces."""
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+def new_run(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Make a `Run` over the memory store, or over a fresh Redis namespace (one suite, two stores)."""
+    from tests.builders import Run
+
+    if request.param == "memory":
+        yield lambda params=None: Run(params)
+        return
+    import redis as redis_lib
+
+    from projections.redis_store import RedisStore
+
+    request.getfixturevalue("devstack")
+    url = request.getfixturevalue("redis_url")
+    ns = f"t{uuid.uuid4().hex[:10]}"
+    client = redis_lib.Redis.from_url(url)
+    yield lambda params=None: Run(params, redis_factory=lambda p: RedisStore(client, ns, 0, p))
+    keys = list(client.scan_iter(f"{ns}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()

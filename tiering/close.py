@@ -70,6 +70,7 @@ class Closer:
     def close_boundary(self, store: StateStore, b: int, out: list[Output]) -> None:
         clock = store.clock
         a: int = clock.last_closed  # type: ignore[assignment]
+        store.prepare_close(a, b)
         for shop_id in store.shop_ids():
             shop = store.shop(shop_id)
             if shop is not None and shop.known_since < b:
@@ -78,9 +79,7 @@ class Closer:
         clock.last_closed = b
         clock.open_boundary = self.cal.next_boundary(b)
         self._apply_deferred(store, out)
-        keep_from = self.cal.boundary(self.cal.index(b) - self.p.dedupe_cycles)
-        for start in [s for s in clock.seen if s < keep_from]:
-            del clock.seen[start]
+        store.forget_before(self.cal.boundary(self.cal.index(b) - self.p.dedupe_cycles))
 
     def _assess(self, store: StateStore, shop: ShopState, a: int, b: int, out: list[Output]) -> None:
         sid = shop.shop_id
@@ -135,13 +134,7 @@ class Closer:
                                        (user, True, b), user_id=user, protected=True))
 
     def _apply_deferred(self, store: StateStore, out: list[Output]) -> None:
-        clock = store.clock
-        if not clock.deferred:
-            return
-        horizon = clock.open_boundary
-        due = [d for d in clock.deferred if d[0] < horizon]
-        clock.deferred = [d for d in clock.deferred if d[0] >= horizon]
-        for ts, _seq, shop_id, user, kind in due:
+        for ts, _seq, shop_id, user, kind in store.take_due(store.clock.open_boundary):
             m = store.members(shop_id).get(user)
             if m is None:
                 continue

@@ -49,21 +49,16 @@ class Folder:
         if clock.watermark is None:
             self._closer.start(store, ts - self.params.lateness_ms)
         eid = e["event_id"]
-        for ids in clock.seen.values():
-            if eid in ids:
-                clock.bump("duplicates")
-                return
+        if store.is_duplicate(eid):
+            clock.bump("duplicates")
+            return
         etype = e["type"]
         closed = clock.last_closed
         if closed is not None and ts < closed and etype != "clock_advanced":
             clock.bump("late")
             out.append(late_event(e, closed))
             return
-        cycle = self.cal.cycle_start(ts)
-        seen = clock.seen.get(cycle)
-        if seen is None:
-            seen = clock.seen[cycle] = set()
-        seen.add(eid)
+        store.remember(self.cal.cycle_start(ts), eid)
         clock.seq += 1
         handler = self._handlers.get(etype)
         if handler is not None:
@@ -101,7 +96,7 @@ class Folder:
         clock = store.clock
         if ts >= clock.open_boundary:
             store.members(shop.shop_id).update(user, m, *self._untils(m))
-            clock.deferred.append((ts, clock.seq, shop.shop_id, user, kind))
+            store.defer((ts, clock.seq, shop.shop_id, user, kind))
         else:
             self._closer.apply_fact(store, shop.shop_id, user, m, ts, kind)
 

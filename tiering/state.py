@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 Timeline = list[tuple[int, int, Any]]  # (ts, ledger seq, value), sorted
+Fact = tuple[int, int, str, str, str]  # a deferred member fact: (ts, seq, shop_id, user_id, kind)
 
 
 def timeline_at(tl: Timeline, instant: int, inclusive: bool = False) -> Any:
@@ -102,8 +103,6 @@ class Clock:
     timers: list[tuple[int, int, str, str, Any]] = field(default_factory=list)  # heap
     standards: dict[str, Timeline] = field(default_factory=dict)  # industry -> effective_from timeline
     promos: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, name)
-    seen: dict[int, set[str]] = field(default_factory=dict)  # cycle start -> event ids
-    deferred: list[tuple[int, int, str, str, str]] = field(default_factory=list)  # ts, seq, shop, user, kind
     stats: dict[str, int] = field(default_factory=dict)
 
     def push_timer(self, instant: int, kind: str, shop_id: str, payload: Any = None) -> None:
@@ -127,6 +126,13 @@ class StateStore(Protocol):
     """What the fold reads and writes."""
 
     clock: Clock
+
+    def is_duplicate(self, event_id: str) -> bool: ...
+    def remember(self, cycle_start: int, event_id: str) -> None: ...
+    def forget_before(self, cycle_start: int) -> None: ...
+    def defer(self, fact: Fact) -> None: ...
+    def take_due(self, horizon: int) -> list[Fact]: ...
+    def prepare_close(self, start: int, end: int) -> None: ...
 
     def shop(self, shop_id: str) -> ShopState | None: ...
     def add_shop(self, shop_id: str, ts: int) -> ShopState: ...
@@ -196,10 +202,37 @@ class MemoryStore:
 
     def __init__(self, bucket_of: Any) -> None:
         self.clock = Clock()
+        self._seen: dict[int, set[str]] = {}  # cycle start -> event ids
+        self._deferred: list[Fact] = []
         self._shops: dict[str, ShopState] = {}
         self._members: dict[str, BucketedMembers] = {}
         self._counters: dict[tuple[str, int], CycleCounters] = {}
         self._bucket_of = bucket_of
+
+    def is_duplicate(self, event_id: str) -> bool:
+        return any(event_id in ids for ids in self._seen.values())
+
+    def remember(self, cycle_start: int, event_id: str) -> None:
+        ids = self._seen.get(cycle_start)
+        if ids is None:
+            ids = self._seen[cycle_start] = set()
+        ids.add(event_id)
+
+    def forget_before(self, cycle_start: int) -> None:
+        for start in [s for s in self._seen if s < cycle_start]:
+            del self._seen[start]
+
+    def defer(self, fact: Fact) -> None:
+        self._deferred.append(fact)
+
+    def take_due(self, horizon: int) -> list[Fact]:
+        due = [f for f in self._deferred if f[0] < horizon]
+        if due:
+            self._deferred = [f for f in self._deferred if f[0] >= horizon]
+        return due
+
+    def prepare_close(self, start: int, end: int) -> None:
+        """A hint that a boundary close reads every shop; memory needs no prefetch."""
 
     def shop(self, shop_id: str) -> ShopState | None:
         return self._shops.get(shop_id)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import pathlib
 import subprocess
 import sys
+from typing import Any
 
+import orjson
 import pytest
+
+from replay.file import replay_lines
 
 pytestmark = pytest.mark.scenario
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -37,3 +41,21 @@ def test_scenario_output_is_byte_identical_across_runs(folder: pathlib.Path, tmp
                         "--output", str(out)], check=True, cwd=ROOT)
         outs.append(out.read_bytes())
     assert outs[0] == outs[1] and outs[0]
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_scenario_passes_on_each_state_store(folder: pathlib.Path, tmp_path: pathlib.Path, new_run: Any) -> None:
+    """The same scenario through the memory store and through Redis (one batch per record)."""
+    run = new_run()
+    out = tmp_path / "out.jsonl"
+    with open(folder / "input.jsonl", "rb") as src, open(out, "wb") as dst:
+        for o in replay_lines(src, fold=lambda e: _drain(run.feed(e))):
+            dst.write(orjson.dumps(o) + b"\n")
+    check = subprocess.run([sys.executable, str(SCENARIOS / "check.py"), str(folder / "expected.jsonl"), str(out)],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+
+
+def _drain(run: Any) -> list[dict[str, Any]]:
+    outs, run.outputs = run.outputs, []
+    return list(outs)

@@ -1,0 +1,353 @@
+"""The Redis StateStore: one ledger partition's fold state, read and written as a unit of work.
+
+A batch is `load()` → `prefetch(records)` → fold → `commit(offset)`. Reads come from
+what was prefetched (a miss is fetched at once); writes are buffered and applied in
+one MULTI/EXEC together with the partition's ledger offset, under WATCH of that
+offset, so a batch folded from stale state (another worker took the partition) fails
+to commit instead of overwriting. Members live in Redis only: a hash of records and
+two sorted sets scored by `quality_until` and `effective_until`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import redis
+
+from projections import codec
+from projections.keys import Keys
+from tiering.close import untils
+from tiering.params import RuleParams
+from tiering.state import Clock, CycleCounters, Fact, Member, ShopState
+
+Index = tuple[bool, int | None, int | None]  # (counted, quality_until, effective_until)
+_ABSENT: Index = (False, None, None)
+
+
+class FencedOut(RuntimeError):
+    """The partition's offset moved under this batch: another worker committed first."""
+
+
+def _contribution(ix: Index, boundary: int) -> tuple[int, int, int]:
+    counted, q, e = ix
+    if not counted:
+        return 0, 0, 0
+    return 1, int(q is not None and q > boundary), int(e is not None and e > boundary)
+
+
+class RedisMembers:
+    """MemberIndex over Redis with an overlay of this batch's changes (read-your-writes)."""
+
+    def __init__(self, store: RedisStore, shop_id: str) -> None:
+        self.store, self.shop_id = store, shop_id
+        self.cache: dict[str, Member | None] = {}
+        self.orig: dict[str, Index] = {}
+        self.dirty: dict[str, Index] = {}
+        self.base_counts: dict[int, tuple[int, int, int]] = {}
+        self.base_silent: dict[tuple[int, int], list[str]] = {}
+
+    def loaded(self, user: str, raw: bytes | None) -> None:
+        m = codec.decode_member(raw) if raw is not None else None
+        self.cache[user] = m
+        self.orig[user] = (m.counted, *untils(m, self.store.params)) if m is not None else _ABSENT
+
+    def get(self, user_id: str) -> Member | None:
+        if user_id not in self.cache:
+            self.loaded(user_id, self.store.r.hget(self.store.keys.members(self.shop_id), user_id))
+        return self.cache[user_id]
+
+    def update(self, user_id: str, m: Member, quality_until: int | None, effective_until: int | None) -> None:
+        if user_id not in self.orig:
+            self.get(user_id)
+        self.cache[user_id] = m
+        self.dirty[user_id] = (m.counted, quality_until, effective_until)
+
+    def count_after(self, boundary: int) -> tuple[int, int, int]:
+        if boundary not in self.base_counts:
+            self.store.fetch_counts([self.shop_id], boundary, None)
+        total, quality, effective = self.base_counts[boundary]
+        for user, now in self.dirty.items():
+            t0, q0, e0 = _contribution(self.orig[user], boundary)
+            t1, q1, e1 = _contribution(now, boundary)
+            total, quality, effective = total - t0 + t1, quality - q0 + q1, effective - e0 + e1
+        return total, quality, effective
+
+    def fell_silent(self, start: int, end: int) -> list[str]:
+        if (start, end) not in self.base_silent:
+            self.store.fetch_counts([self.shop_id], end, start)
+        users = set(self.base_silent[(start, end)])
+        for user, (counted, _q, e) in self.dirty.items():
+            if counted and e is not None and start < e <= end:
+                users.add(user)
+            else:
+                users.discard(user)
+        return sorted(users)
+
+    def write(self, pipe: Any) -> None:
+        k = self.store.keys
+        for user, (counted, q, e) in self.dirty.items():
+            m = self.cache[user]
+            assert m is not None
+            pipe.hset(k.members(self.shop_id), user, codec.encode_member(m))
+            if counted and e is not None:
+                pipe.zadd(k.effective(self.shop_id), {user: e})
+            else:
+                pipe.zrem(k.effective(self.shop_id), user)
+            if counted and q is not None:
+                pipe.zadd(k.quality(self.shop_id), {user: q})
+            else:
+                pipe.zrem(k.quality(self.shop_id), user)
+
+
+class RedisStore:
+    """StateStore for one ledger partition, backed by Redis (see the module docstring)."""
+
+    def __init__(self, client: redis.Redis, namespace: str, partition: int, params: RuleParams) -> None:
+        self.r: Any = client  # redis-py's return types are unions of bytes/str/awaitables; bytes here
+        self.keys, self.p, self.params = Keys(namespace), partition, params
+        self.cal = params.calendar
+        self.clock = Clock()
+        self.offset = -1
+        self._reset()
+
+    def _reset(self) -> None:
+        self._shops: dict[str, ShopState | None] = {}
+        self._new_shops: set[str] = set()
+        self._touched: set[str] = set()
+        self._members: dict[str, RedisMembers] = {}
+        self._counters: dict[tuple[str, int], CycleCounters | None] = {}
+        self._dropped: set[tuple[str, int]] = set()
+        self._seen_hits: set[str] = set()
+        self._remembered: dict[int, set[str]] = {}
+        self._forget: list[int] = []
+        self._seen_cycles: set[int] = set()
+        self._deferred_new: list[Fact] = []
+        self._deferred_all: list[Fact] | None = None
+        self._shop_list: list[str] | None = None
+
+    # -- unit of work --------------------------------------------------------------------------
+
+    def load(self) -> int:
+        """Start a batch: read the clock and the partition's offset (-1 before the first record)."""
+        self._reset()
+        pipe = self.r.pipeline(transaction=False)
+        pipe.get(self.keys.clock(self.p))
+        pipe.get(self.keys.offset(self.p))
+        pipe.smembers(self.keys.seen_cycles(self.p))
+        raw_clock, raw_offset, cycles = pipe.execute()
+        self.clock = codec.decode_clock(raw_clock)
+        self.offset = int(raw_offset) if raw_offset is not None else -1
+        self._seen_cycles = {int(c) for c in cycles}
+        return self.offset
+
+    def prefetch(self, records: Sequence[dict[str, Any]]) -> None:
+        """Fetch, in one round trip, what folding these records will read."""
+        shops: dict[str, set[str]] = {}
+        counters: set[tuple[str, int]] = set()
+        ids: list[str] = []
+        for rec in records:
+            if "event_id" in rec:
+                ids.append(rec["event_id"])
+            shop = rec.get("shop_id")
+            if shop is None:
+                continue
+            users = shops.setdefault(shop, set())
+            if "user_id" in rec:
+                users.add(rec["user_id"])
+            counters.add((shop, self.cal.cycle_start(rec["ts"])))
+        pipe = self.r.pipeline(transaction=False)
+        shop_list = sorted(shops)
+        for shop in shop_list:
+            pipe.get(self.keys.shop(shop))
+        user_lists = [(shop, sorted(shops[shop])) for shop in shop_list if shops[shop]]
+        for shop, user_ids in user_lists:
+            pipe.hmget(self.keys.members(shop), user_ids)
+        counter_list = sorted(counters)
+        for shop, cycle in counter_list:
+            pipe.get(self.keys.counters(shop, cycle))
+        cycles = sorted(self._seen_cycles)
+        for cycle in cycles if ids else []:
+            pipe.smismember(self.keys.seen(self.p, cycle), ids)
+        res = iter(pipe.execute())
+        for shop in shop_list:
+            raw = next(res)
+            self._shops[shop] = codec.decode_shop(raw) if raw is not None else None
+        for shop, user_ids in user_lists:
+            idx = self.members(shop)
+            for user, raw in zip(user_ids, next(res), strict=True):
+                idx.loaded(user, raw)
+        for key in counter_list:
+            raw = next(res)
+            self._counters[key] = codec.decode_counters(raw) if raw is not None else None
+        if ids:
+            for _cycle in cycles:
+                self._seen_hits.update(i for i, hit in zip(ids, next(res), strict=True) if hit)
+
+    def commit(self, offset: int) -> None:
+        """Write every change of the batch and the new offset in one transaction, fenced by WATCH."""
+        k, p = self.keys, self.p
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.watch(k.offset(p))
+            current = pipe.get(k.offset(p))
+            if (int(current) if current is not None else -1) != self.offset:
+                raise FencedOut(f"partition {p}: offset moved from {self.offset} to {current!r}")
+            pipe.multi()
+            pipe.set(k.clock(p), codec.encode_clock(self.clock))
+            pipe.set(k.offset(p), offset)
+            if self._new_shops:
+                pipe.sadd(k.shops(p), *sorted(self._new_shops))
+            for shop in sorted(self._touched):
+                state = self._shops.get(shop)
+                if state is not None:
+                    pipe.set(k.shop(shop), codec.encode_shop(state))
+            for (shop, cycle), c in sorted(self._counters.items(), key=lambda kv: kv[0]):
+                if (shop, cycle) in self._dropped:
+                    pipe.delete(k.counters(shop, cycle))
+                elif c is not None and shop in self._touched:
+                    pipe.set(k.counters(shop, cycle), codec.encode_counters(c))
+            for idx in self._members.values():
+                idx.write(pipe)
+            for cycle, ids in sorted(self._remembered.items()):
+                pipe.sadd(k.seen(p, cycle), *sorted(ids))
+                pipe.sadd(k.seen_cycles(p), cycle)
+            for cycle in self._forget:
+                pipe.delete(k.seen(p, cycle))
+                pipe.srem(k.seen_cycles(p), cycle)
+            self._write_deferred(pipe)
+            pipe.execute()
+        self.offset = offset
+
+    def _write_deferred(self, pipe: Any) -> None:
+        key = self.keys.deferred(self.p)
+        if self._deferred_all is not None:  # taken from at a close: rewrite what remains
+            pipe.delete(key)
+            rest = self._deferred_all + self._deferred_new
+            if rest:
+                pipe.rpush(key, *(codec.dumps(f) for f in rest))
+        elif self._deferred_new:
+            pipe.rpush(key, *(codec.dumps(f) for f in self._deferred_new))
+
+    # -- StateStore ----------------------------------------------------------------------------
+
+    def is_duplicate(self, event_id: str) -> bool:
+        if event_id in self._seen_hits:
+            return True
+        return any(event_id in ids for ids in self._remembered.values())
+
+    def remember(self, cycle_start: int, event_id: str) -> None:
+        self._remembered.setdefault(cycle_start, set()).add(event_id)
+        self._seen_cycles.add(cycle_start)
+
+    def forget_before(self, cycle_start: int) -> None:
+        for cycle in sorted(c for c in self._seen_cycles if c < cycle_start):
+            self._forget.append(cycle)
+            self._seen_cycles.discard(cycle)
+            self._remembered.pop(cycle, None)
+
+    def defer(self, fact: Fact) -> None:
+        self._deferred_new.append(fact)
+
+    def take_due(self, horizon: int) -> list[Fact]:
+        if self._deferred_all is None:
+            stored = self.r.lrange(self.keys.deferred(self.p), 0, -1)
+            self._deferred_all = [codec.decode_fact(x) for x in stored]
+        pending = self._deferred_all + self._deferred_new
+        self._deferred_new = []
+        due = [f for f in pending if f[0] < horizon]
+        self._deferred_all = [f for f in pending if f[0] >= horizon]
+        return due
+
+    def prepare_close(self, start: int, end: int) -> None:
+        shops = self.shop_ids()
+        missing = [s for s in shops if s not in self._shops]
+        if missing:
+            pipe = self.r.pipeline(transaction=False)
+            for s in missing:
+                pipe.get(self.keys.shop(s))
+                pipe.get(self.keys.counters(s, start))
+            res = iter(pipe.execute())
+            for s in missing:
+                raw_shop, raw_c = next(res), next(res)
+                self._shops[s] = codec.decode_shop(raw_shop) if raw_shop is not None else None
+                self._counters.setdefault((s, start), codec.decode_counters(raw_c) if raw_c is not None else None)
+        else:
+            self._prefetch_counters(shops, start)
+        self.fetch_counts(shops, end, start)
+
+    def _prefetch_counters(self, shops: list[str], cycle: int) -> None:
+        need = [s for s in shops if (s, cycle) not in self._counters]
+        if need:
+            pipe = self.r.pipeline(transaction=False)
+            for s in need:
+                pipe.get(self.keys.counters(s, cycle))
+            for s, raw in zip(need, pipe.execute(), strict=True):
+                self._counters[(s, cycle)] = codec.decode_counters(raw) if raw is not None else None
+
+    def fetch_counts(self, shops: Iterable[str], boundary: int, start: int | None) -> None:
+        """ZCARD/ZCOUNTs at `boundary` (and who fell silent in (start, boundary]) for shops, in one trip."""
+        shops = list(shops)
+        pipe = self.r.pipeline(transaction=False)
+        for s in shops:
+            pipe.zcard(self.keys.effective(s))
+            pipe.zcount(self.keys.quality(s), f"({boundary}", "+inf")
+            pipe.zcount(self.keys.effective(s), f"({boundary}", "+inf")
+            if start is not None:
+                pipe.zrangebyscore(self.keys.effective(s), f"({start}", boundary)
+        res = iter(pipe.execute())
+        for s in shops:
+            idx = self.members(s)
+            idx.base_counts[boundary] = (next(res), next(res), next(res))
+            if start is not None:
+                idx.base_silent[(start, boundary)] = [u.decode() for u in next(res)]
+        for s in shops:  # members who fell silent are read next: fetch their records together
+            idx = self.members(s)
+            users = [u for u in idx.base_silent.get((start, boundary), []) if u not in idx.cache] \
+                if start is not None else []
+            if users:
+                for user, raw in zip(users, self.r.hmget(self.keys.members(s), users), strict=True):
+                    idx.loaded(user, raw)
+
+    def shop(self, shop_id: str) -> ShopState | None:
+        if shop_id not in self._shops:
+            raw = self.r.get(self.keys.shop(shop_id))
+            self._shops[shop_id] = codec.decode_shop(raw) if raw is not None else None
+        return self._shops[shop_id]
+
+    def add_shop(self, shop_id: str, ts: int) -> ShopState:
+        s = self._shops[shop_id] = ShopState(shop_id, ts)
+        self._new_shops.add(shop_id)
+        self._touched.add(shop_id)
+        if self._shop_list is not None:
+            self._shop_list = sorted({*self._shop_list, shop_id})
+        return s
+
+    def shop_ids(self) -> list[str]:
+        if self._shop_list is None:
+            stored = {s.decode() for s in self.r.smembers(self.keys.shops(self.p))}
+            self._shop_list = sorted(stored | self._new_shops)
+        return self._shop_list
+
+    def touch(self, shop: ShopState) -> None:
+        self._touched.add(shop.shop_id)
+
+    def members(self, shop_id: str) -> RedisMembers:
+        idx = self._members.get(shop_id)
+        if idx is None:
+            idx = self._members[shop_id] = RedisMembers(self, shop_id)
+        return idx
+
+    def counters(self, shop_id: str, cycle_start: int, create: bool = True) -> CycleCounters | None:
+        key = (shop_id, cycle_start)
+        if key not in self._counters:
+            raw = self.r.get(self.keys.counters(shop_id, cycle_start))
+            self._counters[key] = codec.decode_counters(raw) if raw is not None else None
+        c = self._counters[key]
+        if c is None and create:
+            c = self._counters[key] = CycleCounters()
+            self._dropped.discard(key)
+        return c
+
+    def drop_counters(self, shop_id: str, cycle_start: int) -> None:
+        self._counters[(shop_id, cycle_start)] = None
+        self._dropped.add((shop_id, cycle_start))
