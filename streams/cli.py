@@ -49,6 +49,27 @@ def _devstack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from streams.app import run_worker
+    from streams.settings import Settings
+
+    return run_worker(Settings.from_env(), loglevel=args.loglevel)
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from streams.kafka_io import produce_cmd
+    from streams.settings import Settings
+
+    return produce_cmd(Settings.from_env(), args.input)
+
+
+def _consume(args: argparse.Namespace) -> int:
+    from streams.kafka_io import consume_cmd
+    from streams.settings import Settings
+
+    return consume_cmd(Settings.from_env(), args.output, args.idle_seconds)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tierstream", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -65,6 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--start", default="2023-01-01", help="first local day (YYYY-MM-DD)")
     s.add_argument("--output", required=True)
     s.set_defaults(func=_simulate)
+
+    w = sub.add_parser("worker", help="run the stream processor against the configured Kafka and Redis")
+    w.add_argument("--loglevel", default="warning")
+    w.set_defaults(func=_worker)
+
+    pr = sub.add_parser("produce", help="send a JSONL file of input events to their input topics, in order")
+    pr.add_argument("--input", required=True)
+    pr.set_defaults(func=_produce)
+
+    co = sub.add_parser("consume", help="read every output topic from the beginning into a JSONL file")
+    co.add_argument("--output", required=True)
+    co.add_argument("--idle-seconds", type=float, default=5.0)
+    co.set_defaults(func=_consume)
 
     d = sub.add_parser("devstack", help="a real Kafka and Redis on loopback for this machine")
     d.add_argument("action", choices=["up", "down", "status", "env"])

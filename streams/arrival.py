@@ -1,0 +1,65 @@
+"""Arrival order across input partitions: a k-way merge by producer record timestamps.
+
+Kafka orders each partition, not the interleaving of four topics, and a consumer
+fetches partitions in chunks. Ingest restores the order the producers sent in by
+holding records and releasing the oldest (record timestamp, then topic/partition/
+offset) only when no assigned partition can still deliver an older one: it has a
+buffered record, or it is caught up to its highwater. A partition nothing is known
+about blocks for at most `max_hold_s`, then counts as caught up at its highwater.
+Liveness only reads the monotonic clock; no decision of the fold does.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+TP = Any  # a (topic, partition) pair, hashable and orderable
+
+
+class ArrivalMerge(Generic[T]):
+    def __init__(self, max_hold_s: float = 1.0) -> None:
+        self.max_hold_s = max_hold_s
+        self._heap: list[tuple[int, str, int, int, int, T]] = []
+        self._buffered: dict[TP, int] = {}
+        self._next: dict[TP, int] = {}  # next offset expected from each partition
+        self._blocked_since: dict[TP, float] = {}
+        self._n = 0
+
+    def add(self, tp: TP, timestamp: int, offset: int, item: T) -> None:
+        self._n += 1
+        heapq.heappush(self._heap, (timestamp, str(tp[0]), int(tp[1]), offset, self._n, item))
+        self._buffered[tp] = self._buffered.get(tp, 0) + 1
+        self._next[tp] = max(self._next.get(tp, 0), offset + 1)
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def release(self, assigned: Iterable[TP], highwater: Callable[[TP], int | None], now: float) -> list[T]:
+        """Pop every record that no assigned partition can still precede."""
+        out: list[T] = []
+        waiting = [tp for tp in assigned if not self._buffered.get(tp) and not self._caught_up(tp, highwater, now)]
+        while self._heap and not waiting:
+            _ts, topic, part, _off, _n, item = heapq.heappop(self._heap)
+            tp = (topic, part)
+            self._buffered[tp] -= 1
+            out.append(item)
+            if not self._buffered[tp] and not self._caught_up(tp, highwater, now):
+                waiting.append(tp)
+        return out
+
+    def _caught_up(self, tp: TP, highwater: Callable[[TP], int | None], now: float) -> bool:
+        hw = highwater(tp)
+        nxt = self._next.get(tp)
+        if hw is not None and nxt is not None and nxt >= hw:
+            self._blocked_since.pop(tp, None)
+            return True
+        since = self._blocked_since.setdefault(tp, now)
+        if now - since >= self.max_hold_s:
+            # nothing arrived for a while: assume caught up at what the broker reports
+            self._next[tp] = max(nxt or 0, hw or 0)
+            self._blocked_since.pop(tp, None)
+            return True
+        return False

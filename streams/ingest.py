@@ -1,0 +1,43 @@
+"""Ingest: validate input messages exactly as the file form does, route them to the ledger.
+
+Pure routing lives in `route`; the Faust agent (streams/app.py) adds the Redis dedupe
+and the sends. A valid shop event goes to the ledger keyed by shop; a global config
+event is copied to every ledger partition; anything else becomes a dead letter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tiering.contract import GLOBAL_TYPES, InvalidEvent, parse_event
+from tiering.outputs import dead_letter
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """One record to send: to the ledger (event) or to dead-letters (dead)."""
+
+    event: dict[str, Any] | None
+    dead: dict[str, Any] | None
+    key: bytes | None
+    partitions: tuple[int, ...] | None  # None: by key; else these partitions
+
+
+def route(raw: bytes | None, topic: str, partition: int, offset: int, ledger_partitions: int) -> Routed:
+    """Decide where one input message goes. `topic` is unprefixed."""
+    try:
+        event = parse_event(raw if raw is not None else b"", topic)
+    except InvalidEvent as exc:
+        source = {"topic": topic, "partition": partition, "offset": offset}
+        dl = dead_letter(str(exc), raw if raw is not None else b"", source, exc.shop_id)
+        return Routed(None, dl, exc.shop_id.encode() if exc.shop_id else None, None)
+    if event["type"] in GLOBAL_TYPES:
+        return Routed(event, None, None, tuple(range(ledger_partitions)))
+    return Routed(event, None, event["shop_id"].encode(), None)
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    return orjson.dumps(record)

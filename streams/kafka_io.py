@@ -1,0 +1,96 @@
+"""`tierstream produce` and `tierstream consume`: JSONL files to and from the topics."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import IO
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.settings import Settings
+from streams.topics import OUTPUT_TOPICS, ensure_topics
+from tiering.contract import TOPIC_OF_TYPE
+
+
+def _topic_of_line(line: bytes) -> tuple[str, bytes | None]:
+    """The input topic of a line (its `topic` field, else from `type`) and its key (shop_id)."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "config-changes", None  # unreadable: ingest will dead-letter it
+    if not isinstance(obj, dict):
+        return "config-changes", None
+    etype = obj.get("type")
+    topic = obj.get("topic") if isinstance(obj.get("topic"), str) else TOPIC_OF_TYPE.get(str(etype), "")
+    shop = obj.get("shop_id")
+    return topic or "config-changes", shop.encode() if isinstance(shop, str) else None
+
+
+async def produce(settings: Settings, src: IO[bytes], in_order: bool = True) -> int:
+    """Send each line to its input topic keyed by shop_id; in order (each acknowledged before the next)."""
+    await ensure_topics(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all", linger_ms=0 if in_order else 5)
+    await producer.start()
+    n = 0
+    stamp = 0
+    try:
+        pending = []
+        for line in src:
+            line = line.rstrip(b"\n")
+            if not line.strip():
+                continue
+            topic, key = _topic_of_line(line)
+            # record timestamps strictly increase in file order: ingest merges the topics by them
+            stamp = max(int(time.time() * 1000), stamp + 1)
+            fut = await producer.send(settings.topic(topic), line, key=key, timestamp_ms=stamp,
+                                      partition=None if key is not None else 0)
+            if in_order:
+                await fut
+            else:
+                pending.append(fut)
+            n += 1
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return n
+
+
+async def consume(settings: Settings, dst: IO[bytes], idle_seconds: float, topics: tuple[str, ...] = OUTPUT_TOPICS,
+                  ) -> int:
+    """Read topics from the beginning, write every record as a JSONL line; stop after idle_seconds."""
+    names = [settings.topic(t) for t in topics]
+    # without a group, a subscription is assigned every partition, read from the earliest offset
+    consumer = AIOKafkaConsumer(*names, bootstrap_servers=settings.kafka, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    n = 0
+    try:
+        last = time.monotonic()
+        while time.monotonic() - last < idle_seconds:
+            batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            for tp in sorted(batch, key=lambda t: (t.topic, t.partition)):
+                for rec in batch[tp]:
+                    dst.write(rec.value + b"\n")
+                    n += 1
+            if batch:
+                last = time.monotonic()
+    finally:
+        await consumer.stop()
+    return n
+
+
+def produce_cmd(settings: Settings, path: str) -> int:
+    with open(path, "rb") as src:
+        n = asyncio.run(produce(settings, src))
+    print(f"produce: sent {n} messages", file=sys.stderr)
+    return 0
+
+
+def consume_cmd(settings: Settings, path: str, idle_seconds: float) -> int:
+    with open(path, "wb") as dst:
+        n = asyncio.run(consume(settings, dst, idle_seconds))
+    print(f"consume: wrote {n} records to {path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,159 @@
+"""The worker's steps without Faust: ingest a batch, tick the clock, evaluate a ledger batch.
+
+streams/app.py wires these into Faust agents; keeping them here keeps them testable
+and lets the log replay (replay/) share the evaluate step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+
+from projections.processor import PartitionProcessor
+from projections.redis_store import FencedOut, RedisStore
+from streams import clock
+from streams.ingest import encode, route
+from streams.metrics import Metrics, info
+from streams.settings import Settings
+from streams.topics import LEDGER
+from tiering.fold import Folder
+from tiering.outputs import OUTPUT_TOPIC, Output
+from tiering.params import RuleParams
+
+Send = Callable[[str, bytes | None, bytes, int | None], Awaitable[Any]]  # topic, key, value, partition
+DEDUPE_TTL_S = 40 * 86_400  # over two cycles; correctness does not rest on it (the fold dedupes too)
+
+
+@dataclass(frozen=True)
+class InputMessage:
+    topic: str  # unprefixed
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, params: RuleParams | None = None, tick_ms: int = 15 * 60_000) -> None:
+        self.settings = settings
+        self.params = params or RuleParams()
+        self.folder = Folder(self.params)
+        self.metrics = Metrics()
+        self.tick_ms = tick_ms
+        self.clock_keys = clock.ClockKeys(settings.topic_prefix)
+        self.aredis = aioredis.from_url(str(settings.redis))
+        self.sredis = redis.Redis.from_url(str(settings.redis))
+        self._processors: dict[int, PartitionProcessor] = {}
+        self._raise_max = self.aredis.register_script(clock.RAISE_MAX)
+
+    async def close(self) -> None:
+        await self.aredis.aclose()
+        self.sredis.close()
+
+    def _dedupe_key(self, event_id: str) -> str:
+        return f"tierstream:{{dedupe:{self.settings.topic_prefix}}}:{event_id}"
+
+    # -- ingest ------------------------------------------------------------------------------
+
+    async def ingest(self, batch: Sequence[InputMessage], send: Send) -> None:
+        """Validate, drop duplicates, append to the ledger; raise the clock once the ledger has them."""
+        n = self.settings.partitions
+        routed = [(m, route(m.value, m.topic, m.partition, m.offset, n)) for m in batch]
+        self.metrics.bump("events_in", len(batch))
+        ids = [r.event["event_id"] for _m, r in routed if r.event is not None]
+        seen: set[str] = set()
+        if ids:
+            pipe = self.aredis.pipeline(transaction=False)
+            for i in ids:
+                pipe.exists(self._dedupe_key(i))
+            seen = {i for i, hit in zip(ids, await pipe.execute(), strict=True) if hit}
+        futures, fresh, max_ts = [], [], None
+        for _m, r in routed:
+            if r.dead is not None:
+                self.metrics.bump("dead_letters")
+                futures.append(await send(self.settings.topic("dead-letters"), r.key, encode(r.dead), None))
+                continue
+            assert r.event is not None
+            eid = r.event["event_id"]
+            if eid in seen:
+                self.metrics.bump("duplicates")
+                continue
+            seen.add(eid)
+            fresh.append(eid)
+            value = encode(r.event)
+            for p in r.partitions if r.partitions is not None else (None,):
+                futures.append(await send(self.settings.topic(LEDGER), r.key, value, p))
+            max_ts = r.event["ts"] if max_ts is None else max(max_ts, r.event["ts"])
+        await asyncio.gather(*futures)
+        if fresh:
+            pipe = self.aredis.pipeline(transaction=False)
+            for i in fresh:
+                pipe.set(self._dedupe_key(i), 1, ex=DEDUPE_TTL_S)
+            await pipe.execute()
+        if max_ts is not None:
+            await self._raise_max(keys=[self.clock_keys.max_ts], args=[max_ts])
+        self.metrics.bump("ledger_out", len(fresh))
+
+    # -- clock -------------------------------------------------------------------------------
+
+    async def tick(self, send: Send) -> int | None:
+        """Append a watermark marker to every ledger partition if the watermark crossed a tick."""
+        raw_max, raw_sent = await self.aredis.mget(self.clock_keys.max_ts, self.clock_keys.sent)
+        w = clock.due_tick(int(raw_max) if raw_max is not None else None,
+                           int(raw_sent) if raw_sent is not None else None,
+                           self.params.lateness_ms, self.tick_ms)
+        if w is None or not await self._raise_max(keys=[self.clock_keys.sent], args=[w]):
+            return None
+        value = encode(clock.marker(w))
+        futures = [await send(self.settings.topic(LEDGER), None, value, p) for p in range(self.settings.partitions)]
+        await asyncio.gather(*futures)
+        self.metrics.bump("markers")
+        return w
+
+    # -- evaluate ----------------------------------------------------------------------------
+
+    def processor(self, partition: int) -> PartitionProcessor:
+        proc = self._processors.get(partition)
+        if proc is None:
+            store = RedisStore(self.sredis, self.settings.namespace, partition, self.params)
+            proc = self._processors[partition] = PartitionProcessor(self.folder, store)
+        return proc
+
+    async def evaluate(self, partition: int, records: Sequence[tuple[int, bytes]], send: Send) -> int:
+        """Fold one partition's ledger records into Redis and publish the outputs; return outputs sent.
+
+        Outputs are published before the state commit, so a crash in between re-emits the same
+        outputs (same ids, same payloads) instead of losing them."""
+        decoded = [(o, orjson.loads(v)) for o, v in records]
+        proc = self.processor(partition)
+        for attempt in range(3):
+            t0 = time.perf_counter()
+            outputs, last = await asyncio.to_thread(proc.fold_batch, decoded)
+            self.metrics.fold_latency((time.perf_counter() - t0) * 1000)
+            if last is None:
+                return 0
+            await self.publish(outputs, send)
+            try:
+                await asyncio.to_thread(proc.commit, last)
+            except FencedOut as exc:
+                info("batch fenced out; reloading", partition=partition, attempt=attempt, reason=str(exc))
+                self.metrics.bump("fenced")
+                continue
+            self.metrics.bump("batches")
+            self.metrics.bump("ledger_folded", len(decoded))
+            return len(outputs)
+        raise FencedOut(f"partition {partition}: gave up after 3 fenced attempts")
+
+    async def publish(self, outputs: Sequence[Output], send: Send) -> None:
+        futures = []
+        for o in outputs:
+            key = (o.get("shop_id") or o["event_id"]).encode()
+            futures.append(await send(self.settings.topic(OUTPUT_TOPIC[o["type"]]), key, encode(o), None))
+        await asyncio.gather(*futures)
+        self.metrics.bump("outputs", len(outputs))

@@ -1,0 +1,50 @@
+"""Topic names (events.md) and their creation by the project (the broker never auto-creates)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Final
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+INPUT_TOPICS: Final = ("member-joins", "orders", "benefit-redemptions", "config-changes")
+LEDGER: Final = "ledger"
+OUTPUT_TOPICS: Final = ("tier-assessments", "tier-changes", "recruitment-throttles", "member-protection",
+                        "dead-letters", "late-events")
+ALL_TOPICS: Final = (*INPUT_TOPICS, LEDGER, *OUTPUT_TOPICS)
+KEEP_FOREVER: Final = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 15.0) -> None:
+    """New partitions need a leader before producers can write without retries."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        described = await admin.describe_topics(names)
+        if all(t.get("partitions") and all(p.get("leader", -1) >= 0 for p in t["partitions"]) for t in described):
+            return
+        await asyncio.sleep(0.1)
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create every topic that is missing; return the names created. Idempotent."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [settings.topic(t) for t in ALL_TOPICS]
+        missing = [
+            NewTopic(name, num_partitions=settings.partitions, replication_factor=1,
+                     topic_configs=KEEP_FOREVER if name == settings.topic(LEDGER) else {})
+            for name in wanted if name not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker created them first
+                await admin.create_topics(missing)
+            await _wait_for_leaders(admin, [t.name for t in missing])
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
