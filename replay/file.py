@@ -40,7 +40,8 @@ def replay_lines(lines: Iterable[bytes], params: RuleParams | None = None,
         state = store if store is not None else folder.new_store()
         fold = functools.partial(folder.fold, state)
     st = stats if stats is not None else ReplayStats()
-    for n, raw in enumerate(lines, 1):
+    for n, line in enumerate(lines, 1):
+        raw = line[:-1] if line.endswith(b"\n") else line  # the message is the line without its terminator
         if not raw.strip():
             continue
         st.lines += 1
@@ -48,7 +49,7 @@ def replay_lines(lines: Iterable[bytes], params: RuleParams | None = None,
             event = parse_line(raw)
         except InvalidEvent as exc:
             st.dead_letters += 1
-            yield dead_letter(str(exc), raw[:-1] if raw.endswith(b"\n") else raw, _source(raw, n), exc.shop_id)
+            yield dead_letter(str(exc), raw, _source(raw, n), exc.shop_id)
             continue
         yield from fold(event)
 

@@ -4,9 +4,10 @@ Kafka orders each partition, not the interleaving of four topics, and a consumer
 fetches partitions in chunks. Ingest restores the order the producers sent in by
 holding records and releasing the oldest (record timestamp, then topic/partition/
 offset) only when no assigned partition can still deliver an older one: it has a
-buffered record, or it is caught up to its highwater. A partition nothing is known
-about blocks for at most `max_hold_s`, then counts as caught up at its highwater.
-Liveness only reads the monotonic clock; no decision of the fold does.
+buffered record, or it is caught up to its end offset. Where a partition starts (the
+group's committed offset) is told with `start`; a partition nothing is known about
+blocks for at most `max_hold_s` (a safety net, counted in `forced`), then counts as
+caught up. Liveness only reads the monotonic clock; no decision of the fold does.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ class ArrivalMerge(Generic[T]):
         self._next: dict[TP, int] = {}  # next offset expected from each partition
         self._blocked_since: dict[TP, float] = {}
         self._n = 0
+        self.forced = 0
+
+    def knows(self, tp: TP) -> bool:
+        return tp in self._next
+
+    def start(self, tp: TP, offset: int) -> None:
+        """The partition's first offset for this consumer (its committed position)."""
+        self._next.setdefault(tp, offset)
 
     def add(self, tp: TP, timestamp: int, offset: int, item: T) -> None:
         self._n += 1
@@ -36,6 +45,19 @@ class ArrivalMerge(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._heap)
+
+    def waiting(self, tp: TP, end_offset: int | None) -> bool:
+        """Whether records of tp are held here or not yet read (for the clock)."""
+        nxt = self._next.get(tp)
+        return bool(self._buffered.get(tp)) or end_offset is None or nxt is None or nxt < end_offset
+
+    def drain(self) -> list[T]:
+        """Everything held, oldest first, and forget where partitions stood (a rebalance)."""
+        out = [heapq.heappop(self._heap)[-1] for _ in range(len(self._heap))]
+        self._buffered.clear()
+        self._next.clear()
+        self._blocked_since.clear()
+        return out
 
     def release(self, assigned: Iterable[TP], highwater: Callable[[TP], int | None], now: float) -> list[T]:
         """Pop every record that no assigned partition can still precede."""
@@ -58,7 +80,8 @@ class ArrivalMerge(Generic[T]):
             return True
         since = self._blocked_since.setdefault(tp, now)
         if now - since >= self.max_hold_s:
-            # nothing arrived for a while: assume caught up at what the broker reports
+            # safety net: nothing arrived for long; assume caught up at what the broker reports
+            self.forced += 1
             self._next[tp] = max(nxt or 0, hw or 0)
             self._blocked_since.pop(tp, None)
             return True

@@ -11,10 +11,35 @@ def _replay(args: argparse.Namespace) -> int:
     from replay.file import main as replay_main
     from tiering.params import RuleParams
 
+    if args.from_kafka:
+        return _replay_kafka(args)
     if not args.input or not args.output:
-        print("tierstream replay: --input and --output are required for the file form", file=sys.stderr)
+        print("tierstream replay: --input and --output are required for the file form "
+              "(or --from-kafka)", file=sys.stderr)
         return 2
     return replay_main(args.input, args.output, RuleParams())
+
+
+def _replay_kafka(args: argparse.Namespace) -> int:
+    import asyncio
+    import uuid
+
+    from replay.ledger import rebuild
+    from replay.verify import diff_namespaces
+    from streams.settings import Settings
+
+    settings = Settings.from_env()
+    namespace = args.namespace or f"rebuild-{uuid.uuid4().hex[:8]}"
+    result = asyncio.run(rebuild(settings, namespace, progress=True, keep_outputs=False))
+    print(f"replay: folded {result.records} ledger records into namespace {namespace!r} "
+          f"in {result.seconds:.1f}s ({result.records / max(result.seconds, 1e-9):,.0f}/s)", file=sys.stderr)
+    if args.verify:
+        diffs = diff_namespaces(str(settings.redis), settings.namespace, namespace)
+        for line in diffs[:50]:
+            print(line)
+        print(f"verify: {len(diffs)} difference(s) between {settings.namespace!r} and {namespace!r}")
+        return 1 if diffs else 0
+    return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -77,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("replay", help="fold input events into output events (file form)")
     r.add_argument("--input", help="input events, JSONL, in arrival order")
     r.add_argument("--output", help="where to write every output event, JSONL, in emission order")
+    r.add_argument("--from-kafka", action="store_true", help="re-fold the ledger into a fresh Redis namespace")
+    r.add_argument("--namespace", help="with --from-kafka: the namespace to build (default: a new one)")
+    r.add_argument("--verify", action="store_true", help="with --from-kafka: compare with the live namespace")
     r.set_defaults(func=_replay)
 
     s = sub.add_parser("simulate", help="write a realistic, seeded workload in the input contract")

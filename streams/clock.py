@@ -1,11 +1,15 @@
 """The clock: the watermark of everything ingested, and markers appended to every ledger partition.
 
-Ingest raises a shared maximum event timestamp in Redis after its ledger writes are
-acknowledged. Every worker's clock task reads it, and when the watermark (max − lateness)
-crosses a tick of event time, claims that watermark with an atomic compare-and-set; only
-the claimant appends `{"type": "watermark", "watermark": W}` to every partition. A marker
-is a fact ("the watermark reached W"), so markers cannot conflict: the fold keeps the
-largest. Idle partitions advance because every partition gets every marker.
+After its ledger writes are acknowledged, ingest records in Redis, per input partition,
+the largest event timestamp it has sent and whether that partition still has records
+waiting. The clock's event time is the smallest of those maxima over partitions with
+records waiting (all of them when none wait): a worker that is behind holds it back, so
+markers never close a boundary another worker still has on-time events for, and an idle
+partition never stalls it. Every worker's clock task reads it, and when the watermark
+(time − lateness) crosses a tick of event time, claims it with an atomic compare-and-set;
+only the claimant appends `{"type": "watermark", "watermark": W}` to every ledger
+partition. A marker is a fact ("the watermark reached W"), so markers cannot conflict:
+the fold keeps the largest.
 """
 
 from __future__ import annotations
@@ -20,11 +24,45 @@ return 0
 """
 
 
+RAISE_FIELDS: Final = """
+for i = 1, #ARGV, 2 do
+  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1')
+  if tonumber(ARGV[i + 1]) > cur then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return 1
+"""
+
+
 class ClockKeys:
     def __init__(self, topic_prefix: str) -> None:
         base = f"tierstream:{{clock:{topic_prefix}}}"
-        self.max_ts = f"{base}:max_ts"
+        self.max_by_tp = f"{base}:max"  # hash: "topic/partition" -> largest ts sent to the ledger
+        self.pending = f"{base}:pending"  # hash: "topic/partition" -> 1 if records wait, else 0
         self.sent = f"{base}:sent"
+
+
+def encode_pending(waiting: bool, now_ms: int) -> str:
+    return f"{int(waiting)}:{now_ms}"
+
+
+def is_waiting(raw: str | None, now_ms: int, fresh_ms: int) -> bool:
+    """A partition waits if its owner says so, or if no owner has spoken lately (a rebalance, a crash)."""
+    if raw is None:
+        return True
+    flag, _, at = raw.partition(":")
+    return flag == "1" or now_ms - int(at or 0) > fresh_ms
+
+
+def event_time(max_by_tp: dict[str, int], waiting: dict[str, bool]) -> int | None:
+    """The clock's event time: the least maximum over partitions with records waiting, else the greatest.
+
+    `waiting` names every input partition; one that waits with nothing sent yet holds the clock at None."""
+    if not max_by_tp:
+        return None
+    held = [max_by_tp.get(tp) for tp, w in waiting.items() if w]
+    if any(ts is None for ts in held):
+        return None
+    return min(t for t in held if t is not None) if held else max(max_by_tp.values())
 
 
 def marker(watermark: int) -> dict[str, Any]:

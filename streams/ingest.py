@@ -3,6 +3,11 @@
 Pure routing lives in `route`; the Faust agent (streams/app.py) adds the Redis dedupe
 and the sends. A valid shop event goes to the ledger keyed by shop; a global config
 event is copied to every ledger partition; anything else becomes a dead letter.
+
+A producer may fan a global event out itself, one copy to each input partition, marked
+with the header `tierstream-fanout`; each copy then goes to the ledger partition of the
+same number only. Every ledger partition is then a merge of co-partitioned inputs that
+one worker owns, so its order does not depend on how many workers there are.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import orjson
 from tiering.contract import GLOBAL_TYPES, InvalidEvent, parse_event
 from tiering.outputs import dead_letter
 
+FANOUT_HEADER = "tierstream-fanout"
+
 
 @dataclass(frozen=True, slots=True)
 class Routed:
@@ -26,7 +33,8 @@ class Routed:
     partitions: tuple[int, ...] | None  # None: by key; else these partitions
 
 
-def route(raw: bytes | None, topic: str, partition: int, offset: int, ledger_partitions: int) -> Routed:
+def route(raw: bytes | None, topic: str, partition: int, offset: int, ledger_partitions: int,
+          fanned_out: bool = False) -> Routed:
     """Decide where one input message goes. `topic` is unprefixed."""
     try:
         event = parse_event(raw if raw is not None else b"", topic)
@@ -35,6 +43,8 @@ def route(raw: bytes | None, topic: str, partition: int, offset: int, ledger_par
         dl = dead_letter(str(exc), raw if raw is not None else b"", source, exc.shop_id)
         return Routed(None, dl, exc.shop_id.encode() if exc.shop_id else None, None)
     if event["type"] in GLOBAL_TYPES:
+        if fanned_out and partition < ledger_partitions:
+            return Routed(event, None, None, (partition,))
         return Routed(event, None, None, tuple(range(ledger_partitions)))
     return Routed(event, None, event["shop_id"].encode(), None)
 

@@ -10,27 +10,32 @@ from typing import IO
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from streams.ingest import FANOUT_HEADER
 from streams.settings import Settings
 from streams.topics import OUTPUT_TOPICS, ensure_topics
-from tiering.contract import TOPIC_OF_TYPE
+from tiering.contract import GLOBAL_TYPES, TOPIC_OF_TYPE
 
 
-def _topic_of_line(line: bytes) -> tuple[str, bytes | None]:
-    """The input topic of a line (its `topic` field, else from `type`) and its key (shop_id)."""
+def _topic_of_line(line: bytes) -> tuple[str, bytes | None, bool]:
+    """The input topic of a line (its `topic` field, else from `type`), its key (shop_id), and
+    whether it is a global event (to be fanned out to every partition)."""
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
-        return "config-changes", None  # unreadable: ingest will dead-letter it
+        return "config-changes", None, False  # unreadable: ingest will dead-letter it
     if not isinstance(obj, dict):
-        return "config-changes", None
+        return "config-changes", None, False
     etype = obj.get("type")
     topic = obj.get("topic") if isinstance(obj.get("topic"), str) else TOPIC_OF_TYPE.get(str(etype), "")
     shop = obj.get("shop_id")
-    return topic or "config-changes", shop.encode() if isinstance(shop, str) else None
+    key = shop.encode() if isinstance(shop, str) else None
+    return topic or "config-changes", key, key is None and etype in GLOBAL_TYPES
 
 
 async def produce(settings: Settings, src: IO[bytes], in_order: bool = True) -> int:
-    """Send each line to its input topic keyed by shop_id; in order (each acknowledged before the next)."""
+    """Send each line to its input topic keyed by shop_id, in order: each acknowledged before the
+    next, with increasing record timestamps, so ingest can restore the file's order across topics.
+    `in_order=False` pipelines the sends (faster; cross-topic order then only approximate)."""
     await ensure_topics(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all", linger_ms=0 if in_order else 5)
     await producer.start()
@@ -42,15 +47,20 @@ async def produce(settings: Settings, src: IO[bytes], in_order: bool = True) -> 
             line = line.rstrip(b"\n")
             if not line.strip():
                 continue
-            topic, key = _topic_of_line(line)
+            topic, key, is_global = _topic_of_line(line)
             # record timestamps strictly increase in file order: ingest merges the topics by them
             stamp = max(int(time.time() * 1000), stamp + 1)
-            fut = await producer.send(settings.topic(topic), line, key=key, timestamp_ms=stamp,
-                                      partition=None if key is not None else 0)
-            if in_order:
-                await fut
-            else:
-                pending.append(fut)
+            # a keyless (global) event goes to every partition, so each ledger partition gets its copy
+            # from the worker that owns it (streams/ingest.py)
+            targets: list[int | None] = list(range(settings.partitions)) if is_global else [None if key else 0]
+            headers = [(FANOUT_HEADER, b"1")] if is_global else []
+            for p in targets:
+                fut = await producer.send(settings.topic(topic), line, key=key, timestamp_ms=stamp, partition=p,
+                                          headers=headers or None)
+                if in_order:
+                    await fut
+                else:
+                    pending.append(fut)
             n += 1
         await asyncio.gather(*pending)
     finally:

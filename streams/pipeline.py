@@ -22,12 +22,13 @@ from streams import clock
 from streams.ingest import encode, route
 from streams.metrics import Metrics, info
 from streams.settings import Settings
-from streams.topics import LEDGER
+from streams.topics import INPUT_TOPICS, LEDGER
 from tiering.fold import Folder
 from tiering.outputs import OUTPUT_TOPIC, Output
 from tiering.params import RuleParams
 
 Send = Callable[[str, bytes | None, bytes, int | None], Awaitable[Any]]  # topic, key, value, partition
+PROGRESS_FRESH_MS = 3000  # an ingest progress report older than this counts as "still waiting"
 DEDUPE_TTL_S = 40 * 86_400  # over two cycles; correctness does not rest on it (the fold dedupes too)
 
 
@@ -37,6 +38,7 @@ class InputMessage:
     partition: int
     offset: int
     value: bytes | None
+    fanned_out: bool = False  # a copy of a global event its producer sent to every partition
 
 
 class Pipeline:
@@ -50,37 +52,45 @@ class Pipeline:
         self.aredis = aioredis.from_url(str(settings.redis))
         self.sredis = redis.Redis.from_url(str(settings.redis))
         self._processors: dict[int, PartitionProcessor] = {}
+        self.input_partitions = [f"{t}/{p}" for t in INPUT_TOPICS for p in range(settings.partitions)]
         self._raise_max = self.aredis.register_script(clock.RAISE_MAX)
+        self._raise_fields = self.aredis.register_script(clock.RAISE_FIELDS)
 
     async def close(self) -> None:
         await self.aredis.aclose()
         self.sredis.close()
+
+    @staticmethod
+    def _dedupe_id(m: InputMessage, event: dict[str, Any]) -> str:
+        """Fanned-out copies of one global event are one event per partition."""
+        return f"{event['event_id']}@{m.partition}" if m.fanned_out else str(event["event_id"])
 
     def _dedupe_key(self, event_id: str) -> str:
         return f"tierstream:{{dedupe:{self.settings.topic_prefix}}}:{event_id}"
 
     # -- ingest ------------------------------------------------------------------------------
 
-    async def ingest(self, batch: Sequence[InputMessage], send: Send) -> None:
-        """Validate, drop duplicates, append to the ledger; raise the clock once the ledger has them."""
+    async def ingest(self, batch: Sequence[InputMessage], send: Send) -> dict[str, int]:
+        """Validate, drop duplicates, append to the ledger; return the largest ts sent per input partition."""
         n = self.settings.partitions
-        routed = [(m, route(m.value, m.topic, m.partition, m.offset, n)) for m in batch]
+        routed = [(m, route(m.value, m.topic, m.partition, m.offset, n, m.fanned_out)) for m in batch]
         self.metrics.bump("events_in", len(batch))
-        ids = [r.event["event_id"] for _m, r in routed if r.event is not None]
+        ids = [self._dedupe_id(m, r.event) for m, r in routed if r.event is not None]
         seen: set[str] = set()
         if ids:
             pipe = self.aredis.pipeline(transaction=False)
             for i in ids:
                 pipe.exists(self._dedupe_key(i))
             seen = {i for i, hit in zip(ids, await pipe.execute(), strict=True) if hit}
-        futures, fresh, max_ts = [], [], None
-        for _m, r in routed:
+        futures, fresh = [], []
+        max_ts: dict[str, int] = {}
+        for m, r in routed:
             if r.dead is not None:
                 self.metrics.bump("dead_letters")
                 futures.append(await send(self.settings.topic("dead-letters"), r.key, encode(r.dead), None))
                 continue
             assert r.event is not None
-            eid = r.event["event_id"]
+            eid = self._dedupe_id(m, r.event)
             if eid in seen:
                 self.metrics.bump("duplicates")
                 continue
@@ -89,24 +99,44 @@ class Pipeline:
             value = encode(r.event)
             for p in r.partitions if r.partitions is not None else (None,):
                 futures.append(await send(self.settings.topic(LEDGER), r.key, value, p))
-            max_ts = r.event["ts"] if max_ts is None else max(max_ts, r.event["ts"])
+            tp = f"{m.topic}/{m.partition}"
+            max_ts[tp] = max(max_ts.get(tp, r.event["ts"]), r.event["ts"])
         await asyncio.gather(*futures)
         if fresh:
             pipe = self.aredis.pipeline(transaction=False)
             for i in fresh:
                 pipe.set(self._dedupe_key(i), 1, ex=DEDUPE_TTL_S)
             await pipe.execute()
-        if max_ts is not None:
-            await self._raise_max(keys=[self.clock_keys.max_ts], args=[max_ts])
         self.metrics.bump("ledger_out", len(fresh))
+        return max_ts
+
+    async def report_progress(self, max_ts: dict[str, int], pending: dict[str, bool]) -> None:
+        """Tell the clock how far each input partition got, and which still have records waiting."""
+        pipe = self.aredis.pipeline(transaction=False)
+        if max_ts:
+            args: list[Any] = []
+            for tp, ts in sorted(max_ts.items()):
+                args += [tp, ts]
+            await self._raise_fields(keys=[self.clock_keys.max_by_tp], args=args, client=pipe)
+        if pending:
+            now = int(time.time() * 1000)  # liveness of the report only
+            pipe.hset(self.clock_keys.pending, mapping={tp: clock.encode_pending(p, now) for tp, p in pending.items()})
+        await pipe.execute()
 
     # -- clock -------------------------------------------------------------------------------
 
     async def tick(self, send: Send) -> int | None:
         """Append a watermark marker to every ledger partition if the watermark crossed a tick."""
-        raw_max, raw_sent = await self.aredis.mget(self.clock_keys.max_ts, self.clock_keys.sent)
-        w = clock.due_tick(int(raw_max) if raw_max is not None else None,
-                           int(raw_sent) if raw_sent is not None else None,
+        pipe = self.aredis.pipeline(transaction=False)
+        pipe.hgetall(self.clock_keys.max_by_tp)
+        pipe.hgetall(self.clock_keys.pending)
+        pipe.get(self.clock_keys.sent)
+        raw_max, raw_pending, raw_sent = await pipe.execute()
+        wall = int(time.time() * 1000)
+        reports = {k.decode(): v.decode() for k, v in raw_pending.items()}
+        waiting = {tp: clock.is_waiting(reports.get(tp), wall, PROGRESS_FRESH_MS) for tp in self.input_partitions}
+        event_now = clock.event_time({k.decode(): int(v) for k, v in raw_max.items()}, waiting)
+        w = clock.due_tick(event_now, int(raw_sent) if raw_sent is not None else None,
                            self.params.lateness_ms, self.tick_ms)
         if w is None or not await self._raise_max(keys=[self.clock_keys.sent], args=[w]):
             return None

@@ -31,6 +31,7 @@ class Settings:
     topic_prefix: str = ""
     namespace: str = "live"
     partitions: int = 8
+    roles: frozenset[str] = frozenset({"ingest", "clock", "evaluate"})
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -38,12 +39,17 @@ class Settings:
         partitions = e.get("TIERSTREAM_PARTITIONS", "8")
         if not partitions.isdigit() or int(partitions) < 1:
             raise ValueError(f"TIERSTREAM_PARTITIONS must be a positive integer, got {partitions!r}")
+        roles = frozenset(r.strip() for r in e.get("TIERSTREAM_ROLES", "ingest,clock,evaluate").split(",") if r.strip())
+        unknown = roles - {"ingest", "clock", "evaluate"}
+        if unknown or not roles:
+            raise ValueError(f"TIERSTREAM_ROLES takes ingest, clock, evaluate; got {sorted(unknown) or 'none'}")
         return cls(
             kafka=e.get("TIERSTREAM_KAFKA", cls.kafka),
             redis=Secret(e.get("TIERSTREAM_REDIS", str(cls.redis))),
             topic_prefix=e.get("TIERSTREAM_TOPIC_PREFIX", ""),
             namespace=e.get("TIERSTREAM_NAMESPACE", cls.namespace),
             partitions=int(partitions),
+            roles=roles,
         )
 
     def topic(self, name: str) -> str:

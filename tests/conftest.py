@@ -31,13 +31,13 @@ def devstack() -> Iterator[stack.StackConfig]:
         stack.down(cfg)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def kafka_bootstrap(devstack: stack.StackConfig) -> str:
     return os.environ.get("TIERSTREAM_KAFKA", devstack.bootstrap) if os.environ.get(
         "TIERSTREAM_TEST_EXTERNAL") == "1" else devstack.bootstrap
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def redis_url(devstack: stack.StackConfig) -> str:
     return os.environ.get("TIERSTREAM_REDIS", devstack.redis_url) if os.environ.get(
         "TIERSTREAM_TEST_EXTERNAL") == "1" else devstack.redis_url

@@ -46,3 +46,13 @@ def test_ties_break_by_topic_partition_offset() -> None:
     m.add(A, 5, 0, "a")
     m.add(B, 5, 0, "b")
     assert m.release([A, B], hw.get, now=0) == ["b", "a"]
+
+
+def test_clock_event_time_is_held_back_by_partitions_that_wait() -> None:
+    from streams.clock import event_time, is_waiting
+
+    assert event_time({"a/0": 100, "b/0": 50}, {"a/0": False, "b/0": True}) == 50
+    assert event_time({"a/0": 100, "b/0": 50}, {"a/0": False, "b/0": False}) == 100
+    assert event_time({"a/0": 100}, {"a/0": False, "b/0": True}) is None   # b waits with nothing sent yet
+    assert is_waiting(None, 10_000, 3000) and is_waiting("0:1000", 10_000, 3000)  # unknown or stale
+    assert not is_waiting("0:9000", 10_000, 3000) and is_waiting("1:9000", 10_000, 3000)

@@ -1,0 +1,148 @@
+"""Harness for end-to-end tests: worker subprocesses, produce/consume, waiting for the fold to catch up."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from projections.keys import Keys
+from streams.kafka_io import consume, produce
+from streams.settings import Settings
+from streams.topics import LEDGER
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def settings_for(kafka: str, redis_url: str, prefix: str, namespace: str | None = None) -> Settings:
+    return Settings.from_env({"TIERSTREAM_KAFKA": kafka, "TIERSTREAM_REDIS": redis_url,
+                              "TIERSTREAM_TOPIC_PREFIX": f"{prefix}-", "TIERSTREAM_NAMESPACE": namespace or prefix})
+
+
+class Worker:
+    """`tierstream worker` in a subprocess with its own web port and log file."""
+
+    def __init__(self, settings: Settings, log_dir: Path, name: str = "worker") -> None:
+        self.settings, self.port = settings, free_port()
+        self.log = log_dir / f"{name}-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        env = {**os.environ, "TIERSTREAM_KAFKA": self.settings.kafka, "TIERSTREAM_REDIS": str(self.settings.redis),
+               "TIERSTREAM_TOPIC_PREFIX": self.settings.topic_prefix, "TIERSTREAM_NAMESPACE": self.settings.namespace,
+               "TIERSTREAM_WEB_PORT": str(self.port)}
+        with open(self.log, "ab") as f:
+            self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT,
+                                         stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1) as r:
+                return dict(orjson.loads(r.read()))
+        except OSError:
+            return None
+
+    def wait_ready(self, timeout: float = 60) -> Worker:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, f"worker died:\n{self.tail()}"
+            if self.health() is not None:
+                return self
+            time.sleep(0.3)
+        raise AssertionError(f"worker not ready in {timeout}s:\n{self.tail()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+
+def produce_lines(settings: Settings, lines: bytes) -> int:
+    return asyncio.run(produce(settings, io.BytesIO(lines)))
+
+
+def consume_all(settings: Settings, idle_seconds: float = 3.0) -> list[bytes]:
+    buf = io.BytesIO()
+    asyncio.run(consume(settings, buf, idle_seconds))
+    return [ln for ln in buf.getvalue().splitlines() if ln]
+
+
+async def _ledger_ends(settings: Settings) -> dict[int, int]:
+    c = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None)
+    await c.start()
+    try:
+        tps = [TopicPartition(settings.topic(LEDGER), p) for p in range(settings.partitions)]
+        ends = await c.end_offsets(tps)
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await c.stop()
+
+
+def wait_caught_up(settings: Settings, timeout: float = 180, settle: float = 3.0) -> None:
+    """Until the ledger stops growing and every partition's folded offset reached its end."""
+    r = redis.Redis.from_url(str(settings.redis))
+    keys = Keys(settings.namespace)
+    deadline, stable_since, last = time.monotonic() + timeout, None, None
+    try:
+        while time.monotonic() < deadline:
+            ends = asyncio.run(_ledger_ends(settings))
+            folded = {p: int(v) if (v := r.get(keys.offset(p))) is not None else -1 for p in ends}
+            done = all(folded[p] >= end - 1 for p, end in ends.items())
+            if done and ends == last:
+                stable_since = stable_since or time.monotonic()
+                if time.monotonic() - stable_since >= settle:
+                    return
+            else:
+                stable_since = None
+            last = ends
+            time.sleep(0.5)
+        raise AssertionError(f"not caught up in {timeout}s: ends={last}")
+    finally:
+        r.close()
+
+
+def state_dump(redis_url: str, namespace: str) -> dict[str, Any]:
+    from replay.verify import dump
+    return dump(redis_url, namespace)
+
+
+def delete_namespace(redis_url: str, namespace: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(r.scan_iter(f"{namespace}:*", count=1000))
+        for i in range(0, len(keys), 1000):
+            r.delete(*keys[i:i + 1000])
+    finally:
+        r.close()
