@@ -215,7 +215,10 @@ class RedisStore:
                 pipe.delete(k.seen(p, cycle))
                 pipe.srem(k.seen_cycles(p), cycle)
             self._write_deferred(pipe)
-            pipe.execute()
+            try:
+                pipe.execute()
+            except redis.WatchError:
+                raise FencedOut(f"partition {p}: offset changed while committing") from None
         self.offset = offset
 
     def _write_deferred(self, pipe: Any) -> None:

@@ -89,3 +89,25 @@ def test_devstack_cli_status_and_env(devstack: stack.StackConfig) -> None:
 def test_devstack_up_twice_is_harmless(devstack: stack.StackConfig) -> None:
     again = stack.up(devstack)
     assert all("already running" in line for line in again)
+
+
+def test_redis_store_commit_is_fenced_by_the_offset(redis_url: str, unique: str) -> None:
+    """Two folds of one partition from the same offset: the second commit fails instead of overwriting."""
+    import redis as redis_lib
+
+    from projections.redis_store import FencedOut, RedisStore
+    from tiering.params import RuleParams
+
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        a, b = RedisStore(client, unique, 0, RuleParams()), RedisStore(client, unique, 0, RuleParams())
+        assert a.load() == -1 and b.load() == -1
+        a.commit(10)
+        with pytest.raises(FencedOut):
+            b.commit(10)
+        assert b.load() == 10
+    finally:
+        keys = list(client.scan_iter(f"{unique}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
