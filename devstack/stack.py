@@ -131,13 +131,21 @@ def _java(cfg: StackConfig, libs: Path, *args: str) -> list[str]:
             f"-Dkafka.logs.dir={cfg.home / 'kafka-logs'}", "-cp", f"{libs}/*", *args]
 
 
+def _already_up(name: str, pidfile: Path, port: int, ready: bool, where: str, port_var: str) -> str | None:
+    """'already running' when our process answers; an error when a stranger holds the port."""
+    if _pid(pidfile) and ready:
+        return f"{name} already running (pid {_pid(pidfile)}) on {where}"
+    if _port_open(port) and not _pid(pidfile):
+        raise DevstackError(f"port {port} is taken by another process; set {port_var} to another port")
+    return None
+
+
 def kafka_up(cfg: StackConfig, timeout: float = 90.0) -> str:
     pidfile, log = cfg.home / "kafka.pid", cfg.home / "kafka.log"
-    if _pid(pidfile) and _kafka_ready(cfg):
-        return f"kafka already running (pid {_pid(pidfile)}) on {cfg.bootstrap}"
-    if _port_open(cfg.kafka_port) and not _pid(pidfile):
-        raise DevstackError(f"port {cfg.kafka_port} is taken by another process; "
-                            "set TIERSTREAM_DEVSTACK_KAFKA_PORT to another port")
+    running = _already_up("kafka", pidfile, cfg.kafka_port, bool(_pid(pidfile)) and _kafka_ready(cfg),
+                          cfg.bootstrap, "TIERSTREAM_DEVSTACK_KAFKA_PORT")
+    if running:
+        return running
     if shutil.which("java") is None:
         raise DevstackError("java is not installed: the broker runs on a JDK 17+ "
                             "(apt-get install openjdk-17-jre-headless)")
@@ -195,11 +203,10 @@ def _redis_binary() -> str:
 
 def redis_up(cfg: StackConfig, timeout: float = 20.0) -> str:
     pidfile, log = cfg.home / "redis.pid", cfg.home / "redis.log"
-    if _pid(pidfile) and _redis_ready(cfg):
-        return f"redis already running (pid {_pid(pidfile)}) on {cfg.redis_url}"
-    if _port_open(cfg.redis_port) and not _pid(pidfile):
-        raise DevstackError(f"port {cfg.redis_port} is taken by another process; "
-                            "set TIERSTREAM_DEVSTACK_REDIS_PORT to another port")
+    running = _already_up("redis", pidfile, cfg.redis_port, bool(_pid(pidfile)) and _redis_ready(cfg),
+                          cfg.redis_url, "TIERSTREAM_DEVSTACK_REDIS_PORT")
+    if running:
+        return running
     binary = _redis_binary()
     data = cfg.home / "redis-data"
     data.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from streams.settings import Settings
 from streams.topics import INPUT_TOPICS, LEDGER
 
 INGEST_BATCH, EVALUATE_BATCH, BATCH_WITHIN_S, CLOCK_EVERY_S = 2000, 2000, 0.02, 0.1
-ARRIVAL_MAX_HOLD_S = 2.0  # see docs/design-notes.md, "Arrival order"
+ARRIVAL_MAX_HOLD_S = 5.0  # see docs/design-notes.md, "Arrival order"
 
 
 def _broker_url(kafka: str) -> str:

@@ -110,6 +110,18 @@ async def _ledger_ends(settings: Settings) -> dict[int, int]:
         await c.stop()
 
 
+def wait_ingested(workers: list[Worker], messages: int, timeout: float = 120) -> None:
+    """Until the workers together have taken in at least `messages` input messages."""
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while time.monotonic() < deadline:
+        seen = sum((w.health() or {}).get("counters", {}).get("events_in", 0) for w in workers)
+        if seen >= messages:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"only {seen} of {messages} input messages ingested in {timeout}s")
+
+
 def wait_caught_up(settings: Settings, timeout: float = 180, settle: float = 3.0) -> None:
     """Until the ledger stops growing and every partition's folded offset reached its end."""
     r = redis.Redis.from_url(str(settings.redis))

@@ -6,9 +6,8 @@ import asyncio
 import collections
 import dataclasses
 import io
-import signal
-import threading
-import time
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from tests.integration.live import (
     settings_for,
     state_dump,
     wait_caught_up,
+    wait_ingested,
 )
 
 pytestmark = pytest.mark.integration
@@ -62,33 +62,27 @@ def assert_same_meaning(outputs: list[bytes]) -> None:
     assert {i: p for i, p in by_id.items() if len(p) > 1} == {}
 
 
-def test_scenarios_end_to_end_equal_the_file_form(kafka_bootstrap: str, redis_url: str, unique: str,
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_scenario_end_to_end_equals_the_file_form(folder: Path, kafka_bootstrap: str, redis_url: str, unique: str,
                                                   tmp_path: Path) -> None:
-    runs = []
-    for i, folder in enumerate(FOLDERS):
-        s = settings_for(kafka_bootstrap, redis_url, f"{unique}-s{i}")
-        runs.append((folder, s, Worker(s, tmp_path, folder.name).start()))
+    s = settings_for(kafka_bootstrap, redis_url, unique)
+    w = Worker(s, tmp_path, folder.name).start()
     try:
-        for _folder, _s, w in runs:
-            w.wait_ready()
-        for folder, s, _w in runs:
-            produce_lines(s, (folder / "input.jsonl").read_bytes())
-        for folder, s, w in runs:
-            wait_caught_up(s)
-            live = consume_all(s)
-            expected = file_form((folder / "input.jsonl").read_bytes())
-            assert comparable(live) == comparable(expected), f"{folder.name}: live differs\n{w.tail()}"
-            got = tmp_path / f"{folder.name}.jsonl"
-            got.write_bytes(b"\n".join(live) + b"\n")
-            import subprocess
-            import sys
-            check = subprocess.run([sys.executable, str(SCENARIOS / "check.py"), str(folder / "expected.jsonl"),
-                                    str(got)], capture_output=True, text=True)
-            assert check.returncode == 0, check.stdout
+        w.wait_ready()
+        n = produce_lines(s, (folder / "input.jsonl").read_bytes())
+        wait_ingested([w], n)
+        wait_caught_up(s)
+        live = consume_all(s)
+        expected = file_form((folder / "input.jsonl").read_bytes())
+        assert comparable(live) == comparable(expected), f"{folder.name}: live differs\n{w.tail()}"
+        got = tmp_path / "live.jsonl"
+        got.write_bytes(b"\n".join(live) + b"\n")
+        check = subprocess.run([sys.executable, str(SCENARIOS / "check.py"), str(folder / "expected.jsonl"),
+                                str(got)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout
     finally:
-        for _f, s, w in runs:
-            w.stop()
-            delete_namespace(redis_url, s.namespace)
+        w.stop()
+        delete_namespace(redis_url, s.namespace)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +107,8 @@ def live_run(kafka_bootstrap: str, redis_url: str, workload: bytes,
     s = settings_for(kafka_bootstrap, redis_url, f"t{uuid.uuid4().hex[:8]}-live")
     w = Worker(s, tmp_path_factory.mktemp("live")).start().wait_ready()
     try:
-        produce_lines(s, workload)
+        n = produce_lines(s, workload)
+        wait_ingested([w], n)
         wait_caught_up(s)
         yield s, consume_all(s), state_dump(redis_url, s.namespace)
     finally:
@@ -151,26 +146,3 @@ def test_two_evaluate_workers_equal_one(live_run: tuple[Settings, list[bytes], d
         for w in workers:
             w.stop()
         delete_namespace(str(s.redis), s2.namespace)
-
-
-def test_sigkill_mid_stream_then_restart_equals_a_clean_replay(
-        kafka_bootstrap: str, redis_url: str, unique: str, workload: bytes, tmp_path: Path) -> None:
-    s = settings_for(kafka_bootstrap, redis_url, f"{unique}-crash")
-    w = Worker(s, tmp_path, "crash").start().wait_ready()
-    try:
-        producer = threading.Thread(target=produce_lines, args=(s, workload))
-        producer.start()
-        time.sleep(4)
-        assert w.health() is not None, "worker should be mid-stream"
-        w.kill(signal.SIGKILL)
-        w = Worker(s, tmp_path, "restarted").start().wait_ready()
-        producer.join()
-        wait_caught_up(s)
-        outputs, state = consume_all(s), state_dump(redis_url, s.namespace)
-        assert_same_meaning(outputs)
-        replay_outputs, replay_state = rebuilt(s, f"{unique}-crash-rebuild")
-        assert replay_state == state
-        assert set(replay_outputs) <= set(outputs)
-    finally:
-        w.stop()
-        delete_namespace(redis_url, s.namespace)
