@@ -16,7 +16,7 @@ def dumps(obj: Any) -> bytes:
 
 def encode_clock(c: Clock) -> bytes:
     standards = {ind: [[ts, seq, std.to_json()] for ts, seq, std in tl] for ind, tl in c.standards.items()}
-    return dumps({"max_ts": c.max_ts, "watermark": c.watermark, "last_closed": c.last_closed,
+    return dumps({"watermark": c.watermark, "last_closed": c.last_closed,
                   "open_boundary": c.open_boundary, "seq": c.seq, "timers": c.timers, "standards": standards,
                   "promos": c.promos, "stats": c.stats})
 
@@ -26,7 +26,7 @@ def decode_clock(raw: bytes | None) -> Clock:
         return Clock()
     d = orjson.loads(raw)
     standards = {ind: [(ts, seq, Standard.from_json(s)) for ts, seq, s in tl] for ind, tl in d["standards"].items()}
-    return Clock(max_ts=d["max_ts"], watermark=d["watermark"], last_closed=d["last_closed"],
+    return Clock(watermark=d["watermark"], last_closed=d["last_closed"],
                  open_boundary=d["open_boundary"], seq=d["seq"], timers=[tuple(t) for t in d["timers"]],
                  standards=standards, promos=[tuple(p) for p in d["promos"]], stats=d["stats"])
 

@@ -28,11 +28,9 @@ def timeline_at(tl: Timeline, instant: int, inclusive: bool = False) -> Any:
 
 
 def timeline_add(tl: Timeline, ts: int, seq: int, value: Any) -> None:
-    entry = (ts, seq, value)
-    if not tl or (tl[-1][0], tl[-1][1]) <= (ts, seq):
-        tl.append(entry)
-    else:
-        tl.append(entry)
+    in_order = not tl or (tl[-1][0], tl[-1][1]) <= (ts, seq)
+    tl.append((ts, seq, value))
+    if not in_order:
         tl.sort(key=lambda e: (e[0], e[1]))
 
 
@@ -95,7 +93,6 @@ class ShopState:
 class Clock:
     """Partition-wide state: watermark, closed boundaries, timers, global config, dedupe."""
 
-    max_ts: int | None = None
     watermark: int | None = None
     last_closed: int | None = None
     open_boundary: int = 0  # the first boundary after last_closed (the oldest still open)
