@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class Keys:
     def __init__(self, namespace: str) -> None:
@@ -26,6 +28,13 @@ class Keys:
     def deferred(self, p: int) -> str:
         return f"{self.ns}:{{p{p}}}:deferred"
 
+    def tiers(self, p: int) -> str:
+        """Read model: shops per (industry, tier) among this partition's shops."""
+        return f"{self.ns}:{{p{p}}}:tiers"
+
+    def platform_feed(self) -> str:
+        return f"{self.ns}:feed"
+
     # per shop
     def shop(self, shop: str) -> str:
         return f"{self.ns}:{{{shop}}}:s"
@@ -42,5 +51,22 @@ class Keys:
     def effective(self, shop: str) -> str:
         return f"{self.ns}:{{{shop}}}:e"
 
+    def view(self, shop: str) -> str:
+        """Read model of one shop (tiering.view) as JSON."""
+        return f"{self.ns}:{{{shop}}}:v"
+
+    def feed(self, shop: str) -> str:
+        return f"{self.ns}:{{{shop}}}:feed"
+
     def pattern(self) -> str:
         return f"{self.ns}:*"
+
+
+def pointer_key(name: str) -> str:
+    """The live pointer: which namespace readers of `name` use (absent: `name` itself)."""
+    return f"tierstream:pointer:{name}"
+
+
+async def resolve_namespace(client: Any, name: str) -> str:
+    raw = await client.get(pointer_key(name))
+    return raw.decode() if raw is not None else name

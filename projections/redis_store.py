@@ -10,7 +10,7 @@ two sorted sets scored by `quality_until` and `effective_until`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import redis
@@ -20,6 +20,7 @@ from projections.keys import Keys
 from tiering.close import untils
 from tiering.params import RuleParams
 from tiering.state import Clock, CycleCounters, Fact, Member, ShopState
+from tiering.view import industry_of
 
 Index = tuple[bool, int | None, int | None]  # (counted, quality_until, effective_until)
 _ABSENT: Index = (False, None, None)
@@ -109,6 +110,7 @@ class RedisStore:
         self.cal = params.calendar
         self.clock = Clock()
         self.offset = -1
+        self.loaded_marks: tuple[int | None, int | None, int] = (None, None, 0)
         self._reset()
 
     def _reset(self) -> None:
@@ -125,6 +127,8 @@ class RedisStore:
         self._deferred_new: list[Fact] = []
         self._deferred_all: list[Fact] | None = None
         self._shop_list: list[str] | None = None
+        self._orig_class: dict[str, tuple[str, str]] = {}  # shop -> read-model class when loaded
+        self._touch_all = False
 
     # -- unit of work --------------------------------------------------------------------------
 
@@ -137,6 +141,7 @@ class RedisStore:
         pipe.smembers(self.keys.seen_cycles(self.p))
         raw_clock, raw_offset, cycles = pipe.execute()
         self.clock = codec.decode_clock(raw_clock)
+        self.loaded_marks = (self.clock.watermark, self.clock.last_closed, self.clock.open_boundary)
         self.offset = int(raw_offset) if raw_offset is not None else -1
         self._seen_cycles = {int(c) for c in cycles}
         return self.offset
@@ -171,8 +176,7 @@ class RedisStore:
             pipe.smismember(self.keys.seen(self.p, cycle), ids)
         res = iter(pipe.execute())
         for shop in shop_list:
-            raw = next(res)
-            self._shops[shop] = codec.decode_shop(raw) if raw is not None else None
+            self._loaded_shop(shop, next(res))
         for shop, user_ids in user_lists:
             idx = self.members(shop)
             for user, raw in zip(user_ids, next(res), strict=True):
@@ -184,8 +188,20 @@ class RedisStore:
             for _cycle in cycles:
                 self._seen_hits.update(i for i, hit in zip(ids, next(res), strict=True) if hit)
 
-    def commit(self, offset: int) -> None:
-        """Write every change of the batch and the new offset in one transaction, fenced by WATCH."""
+    def _loaded_shop(self, shop_id: str, raw: bytes | None) -> ShopState | None:
+        state = self._shops[shop_id] = codec.decode_shop(raw) if raw is not None else None
+        if state is not None:
+            self._orig_class[shop_id] = (industry_of(state), state.tier or "unassessed")
+        return state
+
+    def original_class(self, shop_id: str) -> tuple[str, str] | None:
+        """(industry, tier) of the shop as stored before this batch (None for a new shop)."""
+        return self._orig_class.get(shop_id)
+
+    def commit(self, offset: int, also: Callable[[Any], None] | None = None) -> None:
+        """Write every change of the batch and the new offset in one transaction, fenced by WATCH.
+
+        `also(pipe)` adds writes of its own to the same transaction (the read models)."""
         k, p = self.keys, self.p
         with self.r.pipeline(transaction=True) as pipe:
             pipe.watch(k.offset(p))
@@ -215,6 +231,8 @@ class RedisStore:
                 pipe.delete(k.seen(p, cycle))
                 pipe.srem(k.seen_cycles(p), cycle)
             self._write_deferred(pipe)
+            if also is not None:
+                also(pipe)
             try:
                 pipe.execute()
             except redis.WatchError:
@@ -263,29 +281,44 @@ class RedisStore:
 
     def prepare_close(self, start: int, end: int) -> None:
         shops = self.shop_ids()
-        missing = [s for s in shops if s not in self._shops]
-        if missing:
-            pipe = self.r.pipeline(transaction=False)
-            for s in missing:
-                pipe.get(self.keys.shop(s))
-                pipe.get(self.keys.counters(s, start))
-            res = iter(pipe.execute())
-            for s in missing:
-                raw_shop, raw_c = next(res), next(res)
-                self._shops[s] = codec.decode_shop(raw_shop) if raw_shop is not None else None
-                self._counters.setdefault((s, start), codec.decode_counters(raw_c) if raw_c is not None else None)
-        else:
-            self._prefetch_counters(shops, start)
+        self.load_shops(shops, start)
         self.fetch_counts(shops, end, start)
 
-    def _prefetch_counters(self, shops: list[str], cycle: int) -> None:
+    def load_shops(self, shops: Sequence[str], cycle: int) -> None:
+        """Fetch, in one round trip, the states of shops not read yet and their counters of `cycle`."""
+        missing = [s for s in shops if s not in self._shops]
+        pipe = self.r.pipeline(transaction=False)
+        for s in missing:
+            pipe.get(self.keys.shop(s))
         need = [s for s in shops if (s, cycle) not in self._counters]
-        if need:
-            pipe = self.r.pipeline(transaction=False)
-            for s in need:
-                pipe.get(self.keys.counters(s, cycle))
-            for s, raw in zip(need, pipe.execute(), strict=True):
-                self._counters[(s, cycle)] = codec.decode_counters(raw) if raw is not None else None
+        for s in need:
+            pipe.get(self.keys.counters(s, cycle))
+        if not missing and not need:
+            return
+        res = iter(pipe.execute())
+        for s in missing:
+            self._loaded_shop(s, next(res))
+        for s in need:
+            raw = next(res)
+            self._counters[(s, cycle)] = codec.decode_counters(raw) if raw is not None else None
+
+    def fetch_counts_at(self, instants: dict[str, int]) -> None:
+        """Member counts of several shops, each at its own instant, in one round trip."""
+        todo = [(s, t) for s, t in sorted(instants.items()) if t not in self.members(s).base_counts]
+        if not todo:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for s, t in todo:
+            pipe.zcard(self.keys.effective(s))
+            pipe.zcount(self.keys.quality(s), f"({t}", "+inf")
+            pipe.zcount(self.keys.effective(s), f"({t}", "+inf")
+        res = iter(pipe.execute())
+        for s, t in todo:
+            self.members(s).base_counts[t] = (next(res), next(res), next(res))
+
+    def touched_shops(self) -> list[str]:
+        """Shops whose state this batch wrote (all of them after a partition-wide change)."""
+        return self.shop_ids() if self._touch_all else sorted(self._touched)
 
     def fetch_counts(self, shops: Iterable[str], boundary: int, start: int | None) -> None:
         """ZCARD/ZCOUNTs at `boundary` (and who fell silent in (start, boundary]) for shops, in one trip."""
@@ -313,8 +346,7 @@ class RedisStore:
 
     def shop(self, shop_id: str) -> ShopState | None:
         if shop_id not in self._shops:
-            raw = self.r.get(self.keys.shop(shop_id))
-            self._shops[shop_id] = codec.decode_shop(raw) if raw is not None else None
+            return self._loaded_shop(shop_id, self.r.get(self.keys.shop(shop_id)))
         return self._shops[shop_id]
 
     def add_shop(self, shop_id: str, ts: int) -> ShopState:
@@ -333,6 +365,9 @@ class RedisStore:
 
     def touch(self, shop: ShopState) -> None:
         self._touched.add(shop.shop_id)
+
+    def touch_all(self) -> None:
+        self._touch_all = True
 
     def members(self, shop_id: str) -> RedisMembers:
         idx = self._members.get(shop_id)

@@ -22,6 +22,8 @@ def dump(redis_url: str, namespace: str) -> dict[str, Any]:
             if name.endswith(":offset"):
                 continue
             kind = r.type(key).decode()
+            if kind == "stream":
+                continue  # dashboard feeds: announcements timed by the wall clock, not state
             value: Any
             if kind == "string":
                 value = orjson.loads(r.get(key))

@@ -25,6 +25,7 @@ from streams.topics import INPUT_TOPICS, LEDGER
 
 INGEST_BATCH, EVALUATE_BATCH, BATCH_WITHIN_S, CLOCK_EVERY_S = 2000, 2000, 0.02, 0.1
 ARRIVAL_MAX_HOLD_S = 5.0  # see docs/design-notes.md, "Arrival order"
+FEED_FLUSH_EVERY_S = 0.05  # held-back dashboard feed announcements go out this often
 
 
 def _broker_url(kafka: str) -> str:
@@ -151,8 +152,12 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
         if w is not None:
             info("watermark marker", watermark=w)
 
+    async def feeds() -> None:
+        await pipeline.flush_feeds()
+
     if "evaluate" in roles:
         app.agent(ledger, name="evaluate")(evaluate)
+        app.timer(FEED_FLUSH_EVERY_S, name="feeds")(feeds)
     if "clock" in roles:
         app.timer(CLOCK_EVERY_S, name="clock")(tick)
 
@@ -167,7 +172,7 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
         async def get(self, request: Request) -> Response:
             return self.json(pipeline.metrics.snapshot())
 
-    _ = (ingest, arrivals, evaluate, tick, Health, MetricsView, on_revoked)
+    _ = (ingest, arrivals, evaluate, tick, feeds, Health, MetricsView, on_revoked)
     return app, pipeline
 
 

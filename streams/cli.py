@@ -85,7 +85,14 @@ def _produce(args: argparse.Namespace) -> int:
     from streams.kafka_io import produce_cmd
     from streams.settings import Settings
 
-    return produce_cmd(Settings.from_env(), args.input)
+    return produce_cmd(Settings.from_env(), args.input, args.rate)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from streams.dashboard import run_dashboard
+    from streams.settings import Settings
+
+    return run_dashboard(Settings.from_env(), host=args.host, port=args.port)
 
 
 def _consume(args: argparse.Namespace) -> int:
@@ -121,12 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("produce", help="send a JSONL file of input events to their input topics, in order")
     pr.add_argument("--input", required=True)
+    pr.add_argument("--rate", type=float, help="lines per second (default: as fast as in-order sending goes)")
     pr.set_defaults(func=_produce)
 
     co = sub.add_parser("consume", help="read every output topic from the beginning into a JSONL file")
     co.add_argument("--output", required=True)
     co.add_argument("--idle-seconds", type=float, default=5.0)
     co.set_defaults(func=_consume)
+
+    db = sub.add_parser("dashboard", help="serve the HTTP API and the dashboard page over the read models")
+    db.add_argument("--host", default="127.0.0.1")
+    db.add_argument("--port", type=int, default=8080)
+    db.set_defaults(func=_dashboard)
 
     d = sub.add_parser("devstack", help="a real Kafka and Redis on loopback for this machine")
     d.add_argument("action", choices=["up", "down", "status", "env"])

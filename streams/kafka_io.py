@@ -32,15 +32,18 @@ def _topic_of_line(line: bytes) -> tuple[str, bytes | None, bool]:
     return topic or "config-changes", key, key is None and etype in GLOBAL_TYPES
 
 
-async def produce(settings: Settings, src: IO[bytes], in_order: bool = True) -> int:
+async def produce(settings: Settings, src: IO[bytes], in_order: bool = True, rate: float | None = None,
+                  progress: bool = False) -> int:
     """Send each line to its input topic keyed by shop_id, in order: each acknowledged before the
     next, with increasing record timestamps, so ingest can restore the file's order across topics.
-    `in_order=False` pipelines the sends (faster; cross-topic order then only approximate)."""
+    `in_order=False` pipelines the sends (faster; cross-topic order then only approximate).
+    `rate` paces the sending at that many lines per second (a live feed for demos and benchmarks)."""
     await ensure_topics(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all", linger_ms=0 if in_order else 5)
     await producer.start()
     n = 0
     stamp = 0
+    t0 = time.monotonic()
     try:
         pending = []
         for line in src:
@@ -62,6 +65,15 @@ async def produce(settings: Settings, src: IO[bytes], in_order: bool = True) -> 
                 else:
                     pending.append(fut)
             n += 1
+            if rate:
+                ahead = n / rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+                if len(pending) > 10_000:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+            if progress and n % 10_000 == 0:
+                print(f"produce: {n} sent ({n / (time.monotonic() - t0):,.0f}/s)", file=sys.stderr, flush=True)
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
@@ -92,9 +104,13 @@ async def consume(settings: Settings, dst: IO[bytes], idle_seconds: float, topic
     return n
 
 
-def produce_cmd(settings: Settings, path: str) -> int:
+def produce_cmd(settings: Settings, path: str, rate: float | None = None) -> int:
+    if rate is not None and rate <= 0:
+        print("produce: --rate must be positive", file=sys.stderr)
+        return 2
     with open(path, "rb") as src:
-        n = asyncio.run(produce(settings, src))
+        n = asyncio.run(produce(settings, src, in_order=rate is None or rate <= 1000, rate=rate,
+                                progress=rate is not None))
     print(f"produce: sent {n} messages", file=sys.stderr)
     return 0
 

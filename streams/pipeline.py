@@ -55,6 +55,7 @@ class Pipeline:
         self.input_partitions = [f"{t}/{p}" for t in INPUT_TOPICS for p in range(settings.partitions)]
         self._raise_max = self.aredis.register_script(clock.RAISE_MAX)
         self._raise_fields = self.aredis.register_script(clock.RAISE_FIELDS)
+        self._evaluating = asyncio.Lock()  # one fold/commit/feed flush at a time per worker
 
     async def close(self) -> None:
         await self.aredis.aclose()
@@ -152,7 +153,8 @@ class Pipeline:
         proc = self._processors.get(partition)
         if proc is None:
             store = RedisStore(self.sredis, self.settings.namespace, partition, self.params)
-            proc = self._processors[partition] = PartitionProcessor(self.folder, store)
+            proc = self._processors[partition] = PartitionProcessor(
+                self.folder, store, feed_interval_s=self.settings.feed_interval_ms / 1000)
         return proc
 
     async def evaluate(self, partition: int, records: Sequence[tuple[int, bytes]], send: Send) -> int:
@@ -161,6 +163,10 @@ class Pipeline:
         Outputs are published before the state commit, so a crash in between re-emits the same
         outputs (same ids, same payloads) instead of losing them."""
         decoded = [(o, orjson.loads(v)) for o, v in records]
+        async with self._evaluating:
+            return await self._evaluate(partition, decoded, send)
+
+    async def _evaluate(self, partition: int, decoded: list[tuple[int, Any]], send: Send) -> int:
         proc = self.processor(partition)
         for attempt in range(3):
             t0 = time.perf_counter()
@@ -179,6 +185,15 @@ class Pipeline:
             self.metrics.bump("ledger_folded", len(decoded))
             return len(outputs)
         raise FencedOut(f"partition {partition}: gave up after 3 fenced attempts")
+
+    async def flush_feeds(self) -> int:
+        """Announce read-model changes the feed throttle held back (a timer calls this)."""
+        async with self._evaluating:
+            procs = list(self._processors.values())
+            n = 0
+            for proc in procs:
+                n += await asyncio.to_thread(proc.flush_feeds)
+            return n
 
     async def publish(self, outputs: Sequence[Output], send: Send) -> None:
         futures = []

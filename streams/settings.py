@@ -32,6 +32,7 @@ class Settings:
     namespace: str = "live"
     partitions: int = 8
     roles: frozenset[str] = frozenset({"ingest", "clock", "evaluate"})
+    feed_interval_ms: int = 250  # a shop's dashboard feed announces at most one change per interval
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -39,6 +40,9 @@ class Settings:
         partitions = e.get("TIERSTREAM_PARTITIONS", "8")
         if not partitions.isdigit() or int(partitions) < 1:
             raise ValueError(f"TIERSTREAM_PARTITIONS must be a positive integer, got {partitions!r}")
+        feed_ms = e.get("TIERSTREAM_FEED_INTERVAL_MS", str(cls.feed_interval_ms))
+        if not feed_ms.isdigit():
+            raise ValueError(f"TIERSTREAM_FEED_INTERVAL_MS must be a non-negative integer, got {feed_ms!r}")
         roles = frozenset(r.strip() for r in e.get("TIERSTREAM_ROLES", "ingest,clock,evaluate").split(",") if r.strip())
         unknown = roles - {"ingest", "clock", "evaluate"}
         if unknown or not roles:
@@ -50,6 +54,7 @@ class Settings:
             namespace=e.get("TIERSTREAM_NAMESPACE", cls.namespace),
             partitions=int(partitions),
             roles=roles,
+            feed_interval_ms=int(feed_ms),
         )
 
     def topic(self, name: str) -> str:

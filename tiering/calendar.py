@@ -25,6 +25,7 @@ class Calendar:
     _boundaries: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _last: list[int] = field(init=False, repr=False, compare=False)  # lookup cache: [lo, hi, index]
     _slots: dict[int, int] = field(init=False, repr=False, compare=False)  # quarter-hour slot -> index
+    _days: dict[tuple[int, int], list[int]] = field(init=False, repr=False, compare=False)  # day_starts cache
 
     def __post_init__(self) -> None:
         tz = ZoneInfo(self.tz_name)
@@ -37,6 +38,7 @@ class Calendar:
         object.__setattr__(self, "_boundaries", tuple(marks))
         object.__setattr__(self, "_last", [0, 0, -1])
         object.__setattr__(self, "_slots", {})
+        object.__setattr__(self, "_days", {})
 
     @property
     def tz(self) -> ZoneInfo:
@@ -88,6 +90,14 @@ class Calendar:
 
     def day_starts(self, start: int, end: int) -> list[int]:
         """Local midnights d with start <= d < end (start is a boundary, so a midnight)."""
+        cached = self._days.get((start, end))
+        if cached is None:
+            if len(self._days) > 10_000:
+                self._days.clear()
+            cached = self._days[(start, end)] = self._day_starts(start, end)
+        return cached
+
+    def _day_starts(self, start: int, end: int) -> list[int]:
         tz = self.tz
         out: list[int] = []
         day = self.local_date(start)

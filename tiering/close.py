@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from typing import Any
+from typing import Any, NamedTuple
 
 from tiering import indicators as ind
 from tiering.outputs import Output, publish, ratio, shop_output
@@ -19,6 +19,9 @@ from tiering.restrictions import (
 from tiering.state import CycleCounters, Member, ShopState, StateStore, timeline_at, timeline_prune
 
 RQ_STATUS = ("excellent", "to_improve", "substandard")
+HISTORY_KEEP = 24  # assessments a shop's state keeps for its read model (a year of cycles)
+HISTORY_INDICATORS = ("benefit_online_days", "effective_members", "member_gmv_share", "quality_member_ratio",
+                      "benefit_penetration")
 
 
 def untils(m: Member, p: RuleParams) -> tuple[int | None, int | None]:
@@ -28,6 +31,16 @@ def untils(m: Member, p: RuleParams) -> tuple[int | None, int | None]:
     if q is not None and (e is None or q > e):
         e = q
     return q, e
+
+
+class Measurement(NamedTuple):
+    counters: CycleCounters
+    indicators: ind.Indicators
+    industry: str
+    standard: Standard
+    met: dict[str, bool]
+    raw_tier: ind.Tier
+    tier: ind.Tier
 
 
 class Closer:
@@ -73,23 +86,30 @@ class Closer:
         store.prepare_close(a, b)
         for shop_id in store.shop_ids():
             shop = store.shop(shop_id)
-            if shop is not None and shop.known_since < b:
-                self._assess(store, shop, a, b, out)
-                store.touch(shop)
+            if shop is not None:
+                if shop.known_since < b:
+                    self._assess(store, shop, a, b, out)
+                store.touch(shop)  # every shop's open cycle moved on: its read model too
         clock.last_closed = b
         clock.open_boundary = self.cal.next_boundary(b)
         self._apply_deferred(store, out)
         store.forget_before(self.cal.boundary(self.cal.index(b) - self.p.dedupe_cycles))
 
-    def _assess(self, store: StateStore, shop: ShopState, a: int, b: int, out: list[Output]) -> None:
-        sid = shop.shop_id
-        counters = store.counters(sid, a, create=False) or CycleCounters()
-        online = ind.benefit_online_days(shop.benefits, a, b, self.cal)
-        indicators = ind.Indicators.of(online, store.members(sid).count_after(b), counters)
+    def measure(self, store: StateStore, shop: ShopState, a: int, b: int, at: int) -> Measurement:
+        """The cycle [a, b) of a shop up to `at` (= b at its close): indicators, standard, tiers.
+
+        The boundary close and the dashboard's projection (tiering.view) share this."""
+        counters = store.counters(shop.shop_id, a, create=False) or CycleCounters()
+        online = ind.benefit_online_days(shop.benefits, a, at, self.cal)
+        indicators = ind.Indicators.of(online, store.members(shop.shop_id).count_after(at), counters)
         industry, std = self._standard(store, shop, b)
         met = ind.criteria(indicators, std, self.p.online_days_threshold)
         raw = ind.raw_tier(met)
-        tier = ind.final_tier(raw, shop.raw_tier)
+        return Measurement(counters, indicators, industry, std, met, raw, ind.final_tier(raw, shop.raw_tier))
+
+    def _assess(self, store: StateStore, shop: ShopState, a: int, b: int, out: list[Output]) -> None:
+        sid = shop.shop_id
+        counters, indicators, industry, std, met, raw, tier = self.measure(store, shop, a, b, b)
         previous = shop.tier
         cycle = self.cal.cycle_id(a)
         std_json = {"industry": industry, **std.to_json()}
@@ -102,7 +122,9 @@ class Closer:
                                    to_tier=tier, indicators=ind_json, criteria=met,
                                    privileges_granted=granted, privileges_revoked=revoked))
         shop.tier, shop.raw_tier = tier, raw
-        shop.history.append({"cycle": cycle, "tier": tier, "raw_tier": raw, "effective_at": b})
+        shop.history.append({"cycle": cycle, "tier": tier, "raw_tier": raw, "effective_at": b,
+                             "indicators": {k: ind_json[k] for k in HISTORY_INDICATORS}, "criteria": met})
+        del shop.history[:-HISTORY_KEEP]
         set_restriction(shop, "tier", TIER_SCOPE.get(tier), b, out)
         self._registration_at_boundary(store, shop, b, previous, out)
         self._recruitment_quality(store, shop, counters, cycle, b, previous, std, out)

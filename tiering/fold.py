@@ -24,7 +24,7 @@ class Folder:
     def __init__(self, params: RuleParams) -> None:
         self.params = params
         self.cal = params.calendar
-        self._closer = close.Closer(params)
+        self.closer = close.Closer(params)
         self._handlers: dict[str, Callable[[StateStore, ShopState, dict[str, Any], list[Output]], None]] = {
             "member_joined": self._joined, "member_left": self._left, "order_paid": self._paid,
             "benefit_redeemed": self._redeemed, "benefit_config_changed": self._benefit_config,
@@ -38,7 +38,7 @@ class Folder:
     def fold(self, store: StateStore, record: dict[str, Any]) -> list[Output]:
         out: list[Output] = []
         if record["type"] == MARKER:
-            self._closer.advance(store, record["watermark"], out)
+            self.closer.advance(store, record["watermark"], out)
         else:
             self._event(store, record, out)
         return out
@@ -47,7 +47,7 @@ class Folder:
         clock = store.clock
         ts = e["ts"]
         if clock.watermark is None:
-            self._closer.start(store, ts - self.params.lateness_ms)
+            self.closer.start(store, ts - self.params.lateness_ms)
         eid = e["event_id"]
         if store.is_duplicate(eid):
             clock.bump("duplicates")
@@ -74,11 +74,12 @@ class Folder:
         elif etype == "industry_standard_changed":
             timeline_add(clock.standards.setdefault(e["industry"], []), e["effective_from"],
                          clock.seq, Standard.from_json(e["standard"]))
+            store.touch_all()
         elif etype == "promo_window_declared":
             clock.promos.append((e["start"], e["end"], e["name"]))
             clock.push_timer(e["start"], "promo_start", "", e["name"])
             clock.push_timer(e["end"], "promo_end", "", e["name"])
-        self._closer.advance(store, ts - self.params.lateness_ms, out)
+        self.closer.advance(store, ts - self.params.lateness_ms, out)
 
     # -- member facts -------------------------------------------------------------------------
 
@@ -98,7 +99,7 @@ class Folder:
             store.members(shop.shop_id).update(user, m, *self._untils(m))
             store.defer((ts, clock.seq, shop.shop_id, user, kind))
         else:
-            self._closer.apply_fact(store, shop.shop_id, user, m, ts, kind)
+            self.closer.apply_fact(store, shop.shop_id, user, m, ts, kind)
 
     def _untils(self, m: Member) -> tuple[int | None, int | None]:
         return close.untils(m, self.params)
@@ -113,7 +114,7 @@ class Folder:
             c.cohort[user] = ts
             if e["channel"] == "third_party":
                 c.third_party_joins += 1
-                self._closer.check_cap(store, shop, ts, out)
+                self.closer.check_cap(store, shop, ts, out)
         self._activity(store, shop, user, m, ts, "join", out)
 
     def _left(self, store: StateStore, shop: ShopState, e: dict[str, Any], out: list[Output]) -> None:

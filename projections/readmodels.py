@@ -1,0 +1,138 @@
+"""Dashboard read models and feeds, written by the evaluate step in its batch transaction.
+
+After a batch is folded, every shop it touched gets its read model (tiering.view) rewritten
+at `{ns}:{shop}:v`, the partition's platform summary `{ns}:{p<n>}:tiers` (shops per
+industry and tier) moves by the shops whose class changed, and both go into the same
+MULTI/EXEC as the fold state and the ledger offset: a dashboard never sees a read model
+ahead of or behind the state it was computed from.
+
+Feeds: a changed read model is announced on the shop's stream `{ns}:{shop}:feed` (the
+whole view) and on the platform stream `{ns}:feed` (a summary line), both trimmed to a
+bound. A shop is announced at most once per `min_interval_s`; a change inside that
+interval waits (`pending`) and goes out with a later batch or with `flush`, so the last
+change always arrives. Feeds are presentation: their timing reads the wall clock, the
+read models never do.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from projections.keys import Keys
+from projections.redis_store import RedisStore
+from tiering.close import Closer
+from tiering.state import Clock
+from tiering.view import shop_view, tier_class, view_instant
+
+SHOP_FEED_MAXLEN = 100
+PLATFORM_FEED_MAXLEN = 20_000
+
+
+@dataclass
+class Prepared:
+    """What one batch adds to its transaction."""
+
+    views: dict[str, bytes] = field(default_factory=dict)
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    class_moves: dict[tuple[str, str], int] = field(default_factory=dict)
+    announce: list[str] = field(default_factory=list)
+
+
+class ReadModels:
+    """Read models and feeds of one ledger partition (one per PartitionProcessor)."""
+
+    def __init__(self, closer: Closer, keys: Keys, partition: int, feeds: bool = True,
+                 min_interval_s: float = 0.25) -> None:
+        self.closer, self.keys, self.p = closer, keys, partition
+        self.feeds, self.min_interval_s = feeds, min_interval_s
+        self._announced: dict[str, bytes] = {}  # shop -> last view put on its feed
+        self._last_at: dict[str, float] = {}  # shop -> monotonic time of that
+        self._pending: dict[str, tuple[bytes, dict[str, Any]]] = {}
+
+    def prepare(self, store: RedisStore) -> Prepared:
+        """Compute the read models of the shops the batch touched (reads Redis, writes nothing)."""
+        prep = Prepared()
+        clock = store.clock
+        at = view_instant(clock, self.closer)
+        if at is None or clock.last_closed is None:
+            return prep
+        w, closed, open_b = store.loaded_marks
+        if view_instant(Clock(watermark=w, last_closed=closed, open_boundary=open_b), self.closer) != at:
+            shops = store.shop_ids()  # the partition's day (or cycle) moved on: every read model with it
+        else:
+            shops = store.touched_shops()
+        if not shops:
+            return prep
+        store.load_shops(shops, clock.last_closed)
+        store.fetch_counts_at({sid: at for sid in shops})
+        for sid in shops:
+            st = store.shop(sid)
+            view = shop_view(self.closer, store, st) if st is not None else None
+            if view is None:
+                continue
+            prep.views[sid] = orjson.dumps({**view, "partition": self.p})
+            prep.summaries[sid] = {"shop_id": sid, "partition": self.p, "industry": view["industry"],
+                                   "tier": view["tier"], "projected_tier": view["projected_tier"],
+                                   "as_of": view["as_of"], "cycle": view["cycle"]["id"]}
+            before, after = store.original_class(sid), tier_class(view)
+            if before != after:
+                if before is not None:
+                    prep.class_moves[before] = prep.class_moves.get(before, 0) - 1
+                prep.class_moves[after] = prep.class_moves.get(after, 0) + 1
+        if self.feeds:
+            now = time.monotonic()
+            for sid, raw in prep.views.items():
+                if self._announced.get(sid) == raw:
+                    self._pending.pop(sid, None)
+                elif now - self._last_at.get(sid, -1e9) >= self.min_interval_s:
+                    prep.announce.append(sid)
+                else:
+                    self._pending[sid] = (raw, prep.summaries[sid])
+        return prep
+
+    def write(self, pipe: Any, prep: Prepared) -> None:
+        """Add the batch's read-model writes to its transaction."""
+        k = self.keys
+        for sid, raw in prep.views.items():
+            pipe.set(k.view(sid), raw)
+        for (industry, tier), n in sorted(prep.class_moves.items()):
+            if n:
+                pipe.hincrby(k.tiers(self.p), f"{industry}|{tier}", n)
+        for sid in prep.announce:
+            self._add_feed(pipe, sid, prep.views[sid], prep.summaries[sid])
+
+    def committed(self, prep: Prepared) -> None:
+        """The transaction went through: remember what the feeds announced."""
+        now = time.monotonic()
+        for sid in prep.announce:
+            self._announced[sid] = prep.views[sid]
+            self._last_at[sid] = now
+            self._pending.pop(sid, None)
+
+    def flush(self, client: Any, force: bool = False) -> int:
+        """Announce pending changes whose interval has passed (all of them with `force`)."""
+        if not self._pending:
+            return 0
+        now = time.monotonic()
+        due = [sid for sid in sorted(self._pending)
+               if force or now - self._last_at.get(sid, -1e9) >= self.min_interval_s]
+        if not due:
+            return 0
+        pipe = client.pipeline(transaction=False)
+        for sid in due:
+            raw, summary = self._pending[sid]
+            self._add_feed(pipe, sid, raw, summary)
+        pipe.execute()
+        for sid in due:
+            self._announced[sid] = self._pending.pop(sid)[0]
+            self._last_at[sid] = now
+        return len(due)
+
+    def _add_feed(self, pipe: Any, sid: str, raw: bytes, summary: dict[str, Any]) -> None:
+        pipe.xadd(self.keys.feed(sid), {"view": raw}, maxlen=SHOP_FEED_MAXLEN, approximate=True)
+        pipe.xadd(self.keys.platform_feed(), {"summary": orjson.dumps(summary)},
+                  maxlen=PLATFORM_FEED_MAXLEN, approximate=True)

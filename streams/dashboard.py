@@ -1,0 +1,262 @@
+"""`tierstream dashboard`: the HTTP API and web page over the read models (interfaces.md).
+
+    GET /                              the dashboard page (one static file, no build, no CDN)
+    GET /api/shops?prefix=P&limit=N    shop ids, for the picker
+    GET /api/shops/{id}                the shop's read model + `status` (`computing` or `open`)
+    GET /api/shops/{id}/history        assessments, newest first
+    GET /api/shops/{id}/events         server-sent events: the read model on every change
+    GET /api/platform                  shops per tier per industry, watermarks
+    GET /api/platform/events           server-sent events: the platform summary when it changes
+    GET /health
+
+Reads only: the worker writes the read models (projections/readmodels.py) in its batch
+transaction; this server reads them, their feeds, and the partition clocks, from the
+namespace the live pointer names (projections.keys.resolve_namespace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from projections.keys import Keys, resolve_namespace
+from streams.metrics import info
+from streams.settings import Settings
+from tiering.contract import MAX_ID
+from tiering.params import RuleParams
+from tiering.view import status_of
+
+PAGE = Path(__file__).with_name("static") / "dashboard.html"
+SSE_POLL_MS = 1000  # how long one XREAD blocks; status and platform changes are checked this often
+SHOP_LIST_TTL_S = 5.0
+
+
+class BadShopId(ValueError):
+    pass
+
+
+def check_shop_id(shop_id: str) -> str:
+    """A shop id as the input contract allows it (1..128 characters), printable."""
+    if not shop_id or len(shop_id) > MAX_ID:
+        raise BadShopId(f"shop id must be 1 to {MAX_ID} characters, got {len(shop_id)}")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in shop_id) or not shop_id.strip():
+        raise BadShopId("shop id must be printable and not blank")
+    return shop_id
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message, "status": status}, status)
+
+
+class Dashboard:
+    def __init__(self, settings: Settings, params: RuleParams | None = None) -> None:
+        self.settings = settings
+        self.params = params or RuleParams()
+        self.r: Any = aioredis.from_url(str(settings.redis))
+        self._shop_list: tuple[float, str, list[str]] | None = None
+
+    async def keys(self) -> Keys:
+        return Keys(await resolve_namespace(self.r, self.settings.namespace))
+
+    async def clocks(self, k: Keys) -> list[dict[str, Any] | None]:
+        raws = await self.r.mget([k.clock(p) for p in range(self.settings.partitions)])
+        return [orjson.loads(raw) if raw is not None else None for raw in raws]
+
+    def event_time(self, clock: dict[str, Any] | None) -> int | None:
+        """Event time a partition has reached: its watermark plus the allowed lateness."""
+        if clock is None or clock.get("watermark") is None:
+            return None
+        return int(clock["watermark"]) + self.params.lateness_ms
+
+    async def shop(self, shop_id: str) -> dict[str, Any] | None:
+        k = await self.keys()
+        raw = await self.r.get(k.view(shop_id))
+        if raw is None:
+            return None
+        view: dict[str, Any] = orjson.loads(raw)
+        return await self._with_status(k, view)
+
+    async def _with_status(self, k: Keys, view: dict[str, Any]) -> dict[str, Any]:
+        raw_clock = await self.r.get(k.clock(view["partition"]))
+        clock = orjson.loads(raw_clock) if raw_clock is not None else None
+        et = self.event_time(clock)
+        view["status"] = status_of(view, et)
+        view["event_time"] = et
+        view["watermark"] = clock.get("watermark") if clock else None
+        return view
+
+    async def platform(self) -> dict[str, Any]:
+        k = await self.keys()
+        pipe = self.r.pipeline(transaction=False)
+        for p in range(self.settings.partitions):
+            pipe.hgetall(k.tiers(p))
+        tiers: dict[str, dict[str, int]] = {}
+        totals: dict[str, int] = {}
+        for counts in await pipe.execute():
+            for field, n in counts.items():
+                industry, tier = field.decode().rsplit("|", 1)
+                if int(n):
+                    tiers.setdefault(industry, {})[tier] = tiers.get(industry, {}).get(tier, 0) + int(n)
+                    totals[tier] = totals.get(tier, 0) + int(n)
+        clocks = await self.clocks(k)
+        marks = [c["watermark"] for c in clocks if c and c.get("watermark") is not None]
+        closed = [c["last_closed"] for c in clocks if c and c.get("last_closed") is not None]
+        return {"namespace": k.ns, "tiers": {i: dict(sorted(t.items())) for i, t in sorted(tiers.items())},
+                "totals": dict(sorted(totals.items())), "shops": sum(totals.values()),
+                "watermark": min(marks) if marks else None, "watermark_max": max(marks) if marks else None,
+                "last_closed": min(closed) if closed else None,
+                "partitions": [{"partition": p, "watermark": c.get("watermark") if c else None,
+                                "last_closed": c.get("last_closed") if c else None}
+                               for p, c in enumerate(clocks)]}
+
+    async def shop_ids(self, prefix: str, limit: int) -> list[str]:
+        k = await self.keys()
+        now = time.monotonic()
+        if self._shop_list is None or self._shop_list[1] != k.ns or now - self._shop_list[0] > SHOP_LIST_TTL_S:
+            pipe = self.r.pipeline(transaction=False)
+            for p in range(self.settings.partitions):
+                pipe.smembers(k.shops(p))
+            ids = sorted({s.decode() for members in await pipe.execute() for s in members})
+            self._shop_list = (now, k.ns, ids)
+        return [s for s in self._shop_list[2] if s.startswith(prefix)][:limit]
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self.page)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/api/shops", self.list_shops)
+        app.router.add_get("/api/shops/{shop_id}", self.get_shop)
+        app.router.add_get("/api/shops/{shop_id}/history", self.get_history)
+        app.router.add_get("/api/shops/{shop_id}/events", self.shop_events)
+        app.router.add_get("/api/platform", self.get_platform)
+        app.router.add_get("/api/platform/events", self.platform_events)
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _close(self, _app: web.Application) -> None:
+        await self.r.aclose()
+
+    async def page(self, request: web.Request) -> web.Response:
+        return web.Response(body=PAGE.read_bytes(), content_type="text/html", charset="utf-8")
+
+    async def health(self, request: web.Request) -> web.Response:
+        await self.r.ping()
+        return _json({"status": "ok", "namespace": (await self.keys()).ns})
+
+    async def list_shops(self, request: web.Request) -> web.Response:
+        try:
+            limit = int(request.query.get("limit", "50"))
+        except ValueError:
+            return _error(400, "limit must be an integer")
+        if not 1 <= limit <= 1000:
+            return _error(400, "limit must be between 1 and 1000")
+        return _json({"shops": await self.shop_ids(request.query.get("prefix", ""), limit)})
+
+    async def _shop_or_error(self, request: web.Request) -> dict[str, Any] | web.Response:
+        try:
+            shop_id = check_shop_id(request.match_info["shop_id"])
+        except BadShopId as exc:
+            return _error(400, f"malformed shop id: {exc}")
+        view = await self.shop(shop_id)
+        if view is None:
+            return _error(404, f"unknown shop {shop_id!r}")
+        return view
+
+    async def get_shop(self, request: web.Request) -> web.Response:
+        view = await self._shop_or_error(request)
+        return view if isinstance(view, web.Response) else _json(view)
+
+    async def get_history(self, request: web.Request) -> web.Response:
+        view = await self._shop_or_error(request)
+        if isinstance(view, web.Response):
+            return view
+        return _json({"shop_id": view["shop_id"], "assessments": view["history"]})
+
+    async def get_platform(self, request: web.Request) -> web.Response:
+        return _json(await self.platform())
+
+    async def _sse(self, request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                           "X-Accel-Buffering": "no"})
+        await resp.prepare(request)
+        return resp
+
+    @staticmethod
+    async def _send(resp: web.StreamResponse, event: str, data: Any) -> None:
+        await resp.write(b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")
+
+    async def shop_events(self, request: web.Request) -> web.StreamResponse:
+        first = await self._shop_or_error(request)
+        if isinstance(first, web.Response):
+            return first
+        shop_id = first["shop_id"]
+        resp = await self._sse(request)
+        k = await self.keys()
+        await self._send(resp, "shop", first)
+        last_sent = (first["as_of"], first["status"], first["tier"], first["projected_tier"])
+        last_id = "$"
+        try:
+            while True:
+                got = await self.r.xread({k.feed(shop_id): last_id}, count=100, block=SSE_POLL_MS)
+                if got:
+                    _key, entries = got[-1]
+                    last_id = entries[-1][0]
+                    view = await self._with_status(k, orjson.loads(entries[-1][1][b"view"]))
+                else:  # nothing new: the status may still move with the partition's event time
+                    current = await self.shop(shop_id)
+                    if current is None:
+                        continue
+                    view = current
+                state = (view["as_of"], view["status"], view["tier"], view["projected_tier"])
+                if got or state != last_sent:
+                    await self._send(resp, "shop", view)
+                    last_sent = state
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return resp
+
+    async def platform_events(self, request: web.Request) -> web.StreamResponse:
+        resp = await self._sse(request)
+        k = await self.keys()
+        summary = await self.platform()
+        await self._send(resp, "platform", summary)
+        last_id = "$"
+        try:
+            while True:
+                got = await self.r.xread({k.platform_feed(): last_id}, count=1000, block=SSE_POLL_MS)
+                if got:
+                    last_id = got[-1][1][-1][0]
+                current = await self.platform()
+                if current != summary:
+                    summary = current
+                    await self._send(resp, "platform", summary)
+                if got:
+                    await asyncio.sleep(0.5)  # at most about two platform updates a second
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return resp
+
+
+def run_dashboard(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> int:
+    """`tierstream dashboard`: serve until stopped."""
+    from streams.metrics import setup_logging
+
+    setup_logging()
+    info("dashboard starting", url=f"http://{host}:{port}/", settings=repr(settings))
+    web.run_app(Dashboard(settings).app(), host=host, port=port, print=None,
+                access_log=logging.getLogger("aiohttp.access") if os.environ.get("TIERSTREAM_ACCESS_LOG") else None)
+    return 0
