@@ -66,6 +66,7 @@ class Dashboard:
         self.params = params or RuleParams()
         self.r: Any = aioredis.from_url(str(settings.redis))
         self._shop_list: tuple[float, str, list[str]] | None = None
+        self._stopping = False  # set at shutdown: event streams end instead of holding it up
 
     async def keys(self) -> Keys:
         return Keys(await resolve_namespace(self.r, self.settings.namespace))
@@ -144,8 +145,12 @@ class Dashboard:
         app.router.add_get("/api/shops/{shop_id}/events", self.shop_events)
         app.router.add_get("/api/platform", self.get_platform)
         app.router.add_get("/api/platform/events", self.platform_events)
+        app.on_shutdown.append(self._shutdown)
         app.on_cleanup.append(self._close)
         return app
+
+    async def _shutdown(self, _app: web.Application) -> None:
+        self._stopping = True
 
     async def _close(self, _app: web.Application) -> None:
         await self.r.aclose()
@@ -210,7 +215,7 @@ class Dashboard:
         last_sent = (first["as_of"], first["status"], first["tier"], first["projected_tier"])
         last_id = "$"
         try:
-            while True:
+            while not self._stopping:
                 got = await self.r.xread({k.feed(shop_id): last_id}, count=100, block=SSE_POLL_MS)
                 if got:
                     _key, entries = got[-1]
@@ -236,7 +241,7 @@ class Dashboard:
         await self._send(resp, "platform", summary)
         last_id = "$"
         try:
-            while True:
+            while not self._stopping:
                 got = await self.r.xread({k.platform_feed(): last_id}, count=1000, block=SSE_POLL_MS)
                 if got:
                     last_id = got[-1][1][-1][0]
@@ -257,6 +262,6 @@ def run_dashboard(settings: Settings, host: str = "127.0.0.1", port: int = 8080)
 
     setup_logging()
     info("dashboard starting", url=f"http://{host}:{port}/", settings=repr(settings))
-    web.run_app(Dashboard(settings).app(), host=host, port=port, print=None,
+    web.run_app(Dashboard(settings).app(), host=host, port=port, print=None, shutdown_timeout=2.0,
                 access_log=logging.getLogger("aiohttp.access") if os.environ.get("TIERSTREAM_ACCESS_LOG") else None)
     return 0

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,41 @@ def delete_namespace(redis_url: str, namespace: str) -> None:
             r.delete(*keys[i:i + 1000])
     finally:
         r.close()
+
+
+class DashboardServer:
+    """`tierstream dashboard` in a subprocess on a free port."""
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        self.settings, self.port = settings, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log_dir / f"dashboard-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> DashboardServer:
+        env = {**os.environ, "TIERSTREAM_KAFKA": self.settings.kafka, "TIERSTREAM_REDIS": str(self.settings.redis),
+               "TIERSTREAM_TOPIC_PREFIX": self.settings.topic_prefix, "TIERSTREAM_NAMESPACE": self.settings.namespace}
+        with open(self.log, "ab") as f:
+            self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "dashboard", "--port", str(self.port)],
+                                         env=env, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"dashboard died:\n{self.log.read_text(errors='replace')}"
+            if self.get("/health")[0] == 200:
+                return self
+            time.sleep(0.2)
+        raise AssertionError(f"dashboard not ready in {timeout}s")
+
+    def get(self, path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as r:
+                return r.status, orjson.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, orjson.loads(exc.read())
+        except OSError:
+            return 0, None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)

@@ -1,0 +1,173 @@
+"""The dashboard on the devstack: the HTTP API against the state after processing a scenario,
+and a real browser (the system's Chromium) following a shop live."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import time
+import urllib.parse
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from replay.file import replay_lines
+from streams.settings import Settings
+from tests.integration.live import (
+    ROOT,
+    DashboardServer,
+    Worker,
+    delete_namespace,
+    produce_lines,
+    settings_for,
+    wait_caught_up,
+    wait_ingested,
+)
+from tiering.fold import Folder
+from tiering.outputs import Output
+from tiering.params import RuleParams
+from tiering.view import shop_view
+
+pytestmark = pytest.mark.integration
+SCENARIOS = Path(__file__).resolve().parents[3] / "shared" / "scenarios"
+ARTIFACTS = Path(os.environ.get("TIERSTREAM_ARTIFACTS", ROOT / "artifacts"))
+LIVE_ONLY = ("partition", "status", "event_time", "watermark")
+
+
+def file_form(lines: bytes) -> tuple[list[Output], dict[str, dict[str, Any]]]:
+    """The file form's outputs and, from its final memory state, every shop's read model."""
+    folder = Folder(RuleParams())
+    store = folder.new_store()
+    outputs = list(replay_lines(io.BytesIO(lines), folder.params, store))
+    views = {sid: v for sid in store.shop_ids()
+             if (shop := store.shop(sid)) is not None and (v := shop_view(folder.closer, store, shop)) is not None}
+    return outputs, views
+
+
+class Stack:
+    def __init__(self, settings: Settings, worker: Worker, dashboard: DashboardServer, lines: bytes) -> None:
+        self.settings, self.worker, self.dashboard, self.lines = settings, worker, dashboard, lines
+
+
+@pytest.fixture(scope="module")
+def stacks(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A worker and a dashboard per scenario, started once for the module."""
+    made: dict[str, Stack] = {}
+
+    def get(name: str) -> Stack:
+        if name not in made:
+            lines = (SCENARIOS / name / "input.jsonl").read_bytes()
+            s = settings_for(kafka_bootstrap, redis_url, f"t{os.urandom(4).hex()}-dash")
+            logs = tmp_path_factory.mktemp(name)
+            w = Worker(s, logs, name).start().wait_ready()
+            d = DashboardServer(s, logs).start()
+            made[name] = Stack(s, w, d, lines)
+            n = produce_lines(s, lines)
+            wait_ingested([w], n)
+            wait_caught_up(s)
+        return made[name]
+
+    yield get
+    for st in made.values():
+        st.dashboard.stop()
+        st.worker.stop()
+        delete_namespace(redis_url, st.settings.namespace)
+
+
+@pytest.mark.parametrize("name", ["seed001_recruitment_quality", "substandard_after_two_improving",
+                                  "seed000_example_a"])
+def test_api_matches_the_state_after_a_scenario(stacks: Any, name: str) -> None:
+    st = stacks(name)
+    outputs, views = file_form(st.lines)
+    assert views, "the scenario has shops"
+    for sid, expected in views.items():
+        status, got = st.dashboard.get(f"/api/shops/{urllib.parse.quote(sid, safe='')}")
+        assert status == 200, got
+        assert got["status"] in ("open", "computing") and got["partition"] >= 0
+        assert {k: v for k, v in got.items() if k not in LIVE_ONLY} == expected, sid
+        # ... and what the read model says agrees with the outputs the worker published
+        assessed = [o for o in outputs if o["type"] == "tier_assessed" and o["shop_id"] == sid]
+        assert got["tier"] == (assessed[-1]["tier"] if assessed else None)
+        status, hist = st.dashboard.get(f"/api/shops/{urllib.parse.quote(sid, safe='')}/history")
+        assert status == 200
+        assert [(h["cycle"], h["tier"]) for h in hist["assessments"]] == \
+            [(a["cycle"], a["tier"]) for a in reversed(assessed)]
+        active: dict[str, Any] = {}
+        for o in outputs:
+            if o.get("shop_id") == sid and o["type"] == "recruitment_restricted":
+                active[o["reason"]] = o["scope"]
+            elif o.get("shop_id") == sid and o["type"] == "recruitment_restored":
+                active.pop(o["reason"], None)
+        assert {r["reason"]: r["scope"] for r in got["restrictions"]} == active
+        reg = [o["status"] for o in outputs if o["type"] == "registration_join_changed" and o["shop_id"] == sid]
+        assert got["registration_join"]["state"] == (reg[-1] if reg else "none")
+
+    status, platform = st.dashboard.get("/api/platform")
+    assert status == 200 and platform["shops"] == len(views)
+    by_class: dict[str, dict[str, int]] = {}
+    for v in views.values():
+        tiers = by_class.setdefault(v["industry"], {})
+        tiers[v["tier"] or "unassessed"] = tiers.get(v["tier"] or "unassessed", 0) + 1
+    assert platform["tiers"] == {i: dict(sorted(t.items())) for i, t in sorted(by_class.items())}
+    assert platform["watermark"] is not None
+
+
+def test_api_errors(stacks: Any) -> None:
+    d = stacks("seed001_recruitment_quality").dashboard
+    status, body = d.get("/api/shops/no-such-shop")
+    assert status == 404 and "unknown shop" in body["error"]
+    status, body = d.get("/api/shops/" + "x" * 200)
+    assert status == 400 and "malformed shop id" in body["error"]
+    status, body = d.get("/api/shops/a%01b/history")
+    assert status == 400
+    status, body = d.get("/api/shops?limit=0")
+    assert status == 400
+    status, body = d.get("/api/shops?prefix=Q")
+    assert status == 200 and body["shops"] == ["Q"]
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "the browser test needs the OS package chromium (.ci/run installs it)"
+    return path
+
+
+def test_browser_follows_a_shop_live(stacks: Any) -> None:
+    """Load the page, pick a shop, see its tier and indicators; produce an order; see the
+    indicator change without reloading. The screenshots go to artifacts/."""
+    from playwright.sync_api import expect, sync_playwright
+
+    st = stacks("seed001_recruitment_quality")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), args=[
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--disable-background-networking", "--no-first-run", "--disable-extensions"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(st.dashboard.url + "/")
+            expect(page.locator("#platform-table tbody")).to_contain_text("rq")
+            page.fill("#shop-input", "Q")
+            page.press("#shop-input", "Enter")
+            expect(page.locator("#shop-title")).to_contain_text("Q")
+            _, api = st.dashboard.get("/api/shops/Q")
+            expect(page.locator("#tier")).to_have_text(api["tier"])
+            share = page.locator('[data-indicator="member_gmv_share"] .value')
+            expect(share).to_have_text("0.0%")  # nothing paid yet in the cycle that opened on 2.16
+            page.screenshot(path=str(ARTIFACTS / "dashboard-before.png"), full_page=True)
+
+            last_ts = max(orjson.loads(ln)["ts"] for ln in st.lines.splitlines() if ln.strip())
+            order = {"event_id": f"browser-{time.time_ns()}", "type": "order_paid", "ts": last_ts + 3_600_000,
+                     "shop_id": "Q", "order_id": "browser-o1", "user_id": "n5", "amount_cents": 10_000}
+            with ThreadPoolExecutor(1) as pool:  # playwright's sync API holds this thread's event loop
+                pool.submit(produce_lines, st.settings, orjson.dumps(order) + b"\n").result()
+            expect(share).to_have_text("100.0%", timeout=30_000)  # arrived over the feed, no reload
+            assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+            page.screenshot(path=str(ARTIFACTS / "dashboard-after.png"), full_page=True)
+        finally:
+            browser.close()
