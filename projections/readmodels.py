@@ -77,7 +77,9 @@ class ReadModels:
             prep.views[sid] = orjson.dumps({**view, "partition": self.p})
             prep.summaries[sid] = {"shop_id": sid, "partition": self.p, "industry": view["industry"],
                                    "tier": view["tier"], "projected_tier": view["projected_tier"],
-                                   "as_of": view["as_of"], "cycle": view["cycle"]["id"]}
+                                   "as_of": view["as_of"], "cycle": view["cycle"]["id"],
+                                   "effective_members": view["indicators"]["effective_members"]["value"],
+                                   "total_gmv_cents": view["indicators"]["member_gmv_share"]["denominator"]}
             before, after = store.original_class(sid), tier_class(view)
             if before != after:
                 if before is not None:

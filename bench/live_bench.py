@@ -1,0 +1,260 @@
+"""Benchmark the live path on the devstack: throughput per worker and end-to-end latency.
+
+    python -m bench.live_bench [--shops 1000] [--rate 5000] [--seconds 20] [--backlog 200000]
+
+1. throughput: `--backlog` order events wait in the input topics; one worker starts and
+   folds them all (ingest -> ledger -> evaluate -> Redis); events/s from its first to its
+   last commit. Beside it, in the same run, raw aiokafka consumption of the same input
+   topics (no processing): the baseline and the ratio.
+2. latency at a fixed offered rate (`--rate` events/s for `--seconds`), measured twice:
+   - effect in Redis: with the feed throttle off, every batch commit announces each shop it
+     changed; latency = commit instant (the Redis stream entry id) - produce instant.
+   - dashboard feed: with the default throttle (one announcement per shop per 250 ms).
+   An event is matched by its shop's total GMV: every order is 1 cent, so the k-th order of
+   a shop has arrived when an announcement of the shop reads total_gmv_cents >= k.
+Both clocks are this machine's (Redis and this process), so the latencies are comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from devstack import stack
+from projections.keys import Keys
+from streams.settings import Secret, Settings
+from streams.topics import ensure_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_TS = 1_672_588_800_000  # 2023-01-02 00:00 Asia/Shanghai: the middle of a cycle
+
+
+def order(i: int, shops: int, ts: int) -> tuple[bytes, bytes]:
+    shop = f"shop-{i % shops:05d}"
+    return shop.encode(), orjson.dumps({"event_id": f"o{i}", "type": "order_paid", "ts": ts, "shop_id": shop,
+                                        "order_id": f"o{i}", "user_id": f"u{i % 7919}", "amount_cents": 1})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_worker(s: Settings, log: Path, feed_interval_ms: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "TIERSTREAM_KAFKA": s.kafka, "TIERSTREAM_REDIS": str(s.redis),
+           "TIERSTREAM_TOPIC_PREFIX": s.topic_prefix, "TIERSTREAM_NAMESPACE": s.namespace,
+           "TIERSTREAM_FEED_INTERVAL_MS": str(feed_interval_ms), "TIERSTREAM_WEB_PORT": str(free_port())}
+    with open(log, "ab") as f:
+        return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT, stdout=f,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def produce(s: Settings, n: int, shops: int, rate: float | None, start: int = 0) -> list[float]:
+    """Send orders start..start+n; return each one's send instant (epoch ms)."""
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka, linger_ms=2, acks=1)
+    await producer.start()
+    sent: list[float] = []
+    t0 = time.monotonic()
+    try:
+        futures = []
+        for k in range(n):
+            i = start + k
+            key, value = order(i, shops, BASE_TS + i // 5)
+            if rate is not None:
+                ahead = k / rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            sent.append(time.time() * 1000)
+            futures.append(await producer.send(s.topic("orders"), value, key=key))
+            if len(futures) >= 5000:
+                await asyncio.gather(*futures)
+                futures.clear()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def raw_consume(s: Settings, n: int) -> float:
+    """Seconds for raw aiokafka to read n records of the input topic from the beginning."""
+    c = AIOKafkaConsumer(s.topic("orders"), bootstrap_servers=s.kafka, group_id=None, auto_offset_reset="earliest",
+                         enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024)
+    await c.start()
+    try:
+        got, t0 = 0, time.perf_counter()
+        while got < n:
+            batch = await c.getmany(timeout_ms=1000, max_records=10_000)
+            got += sum(len(v) for v in batch.values())
+        return time.perf_counter() - t0
+    finally:
+        await c.stop()
+
+
+class FeedReader(threading.Thread):
+    """Follows the platform feed: (entry instant ms, shop, total_gmv_cents) for each announcement."""
+
+    def __init__(self, s: Settings) -> None:
+        super().__init__(daemon=True)
+        self.r: Any = redis.Redis.from_url(str(s.redis))  # bytes replies
+        self.key = Keys(s.namespace).platform_feed()
+        self.entries: list[tuple[int, str, int]] = []
+        self.stopping = False
+
+    def run(self) -> None:
+        last = "0"
+        while not self.stopping:
+            got = self.r.xread({self.key: last}, count=10_000, block=200)
+            for _key, items in got or []:
+                for entry_id, fields in items:
+                    last = entry_id.decode()
+                    summary = orjson.loads(fields[b"summary"])
+                    self.entries.append((int(last.split("-")[0]), summary["shop_id"], summary["total_gmv_cents"]))
+
+
+def latencies(sent: list[float], shops: int, entries: list[tuple[int, str, int]]) -> list[float]:
+    """Per event: first announcement of its shop showing it, minus its send instant."""
+    need: dict[str, list[tuple[int, float]]] = {}
+    for i, t in enumerate(sent):
+        shop = f"shop-{i % shops:05d}"
+        need.setdefault(shop, []).append((i // shops + 1, t))  # the shop's k-th order
+    out: list[float] = []
+    pos = dict.fromkeys(need, 0)
+    for at, shop, gmv in sorted(entries):
+        todo, p = need.get(shop), pos.get(shop, 0)
+        if todo is None:
+            continue
+        while p < len(todo) and todo[p][0] <= gmv:
+            out.append(at - todo[p][1])
+            p += 1
+        pos[shop] = p
+    missing = len(sent) - len(out)
+    if missing:
+        raise RuntimeError(f"{missing} events never showed on the feed")
+    return out
+
+
+def wait_offsets(r: redis.Redis, s: Settings, folded: int, timeout: float) -> float:
+    """Until the namespace's ledger offsets add up to `folded` records; returns the instant."""
+    keys = Keys(s.namespace)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        vals = r.mget([keys.offset(p) for p in range(s.partitions)])
+        if sum(int(v) + 1 for v in vals if v is not None) >= folded:
+            return time.monotonic()
+        time.sleep(0.05)
+    raise RuntimeError(f"worker did not fold {folded} ledger records in {timeout}s")
+
+
+def pct(xs: list[float], q: float) -> float:
+    return round(statistics.quantiles(xs, n=1000)[int(q * 1000) - 1], 1) if len(xs) > 1 else xs[0]
+
+
+def run_latency(cfg: stack.StackConfig, args: argparse.Namespace, interval_ms: int, logdir: Path) -> dict[str, Any]:
+    s = Settings(kafka=cfg.bootstrap, redis=Secret(cfg.redis_url),
+                 topic_prefix=f"bench{os.urandom(3).hex()}-", namespace=f"bench{os.urandom(3).hex()}")
+    asyncio.run(ensure_topics(s))
+    worker = start_worker(s, logdir / f"latency-{interval_ms}.log", interval_ms)
+    reader = FeedReader(s)
+    reader.start()
+    try:
+        time.sleep(8)  # the worker joins its group
+        asyncio.run(produce(s, 2 * args.shops, args.shops, None))  # warm up: every shop known
+        time.sleep(3)
+        n = int(args.rate * args.seconds)
+        sent = asyncio.run(produce(s, n, args.shops, args.rate, start=2 * args.shops))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until every event has shown on the feed
+            try:
+                _measured(sent, 2 * args.shops, args.shops, list(reader.entries))
+                break
+            except RuntimeError:
+                time.sleep(0.5)
+    finally:
+        reader.stopping = True
+        reader.join()
+        stop(worker)
+    warm = 2 * args.shops
+    lat = _measured(sent, warm, args.shops, reader.entries)
+    return {"feed_interval_ms": interval_ms, "offered_rate": args.rate, "events": n,
+            "achieved_rate": round(n / ((sent[-1] - sent[0]) / 1000), 1),
+            "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99), "max_ms": round(max(lat), 1)}
+
+
+def _measured(sent: list[float], warm: int, shops: int, entries: list[tuple[int, str, int]]) -> list[float]:
+    """Latencies of the paced events only (the warm-up orders are counted, not timed)."""
+    times = [float("nan")] * warm + sent
+    lat = latencies(times, shops, entries)
+    return [x for x in lat if x == x]  # drop NaN (warm-up)
+
+
+def run_throughput(cfg: stack.StackConfig, args: argparse.Namespace, logdir: Path) -> dict[str, Any]:
+    s = Settings(kafka=cfg.bootstrap, redis=Secret(cfg.redis_url),
+                 topic_prefix=f"bench{os.urandom(3).hex()}-", namespace=f"bench{os.urandom(3).hex()}")
+    asyncio.run(ensure_topics(s))
+    n = args.backlog
+    asyncio.run(produce(s, n, args.shops, None))
+    raw_s = asyncio.run(raw_consume(s, n))
+    r = redis.Redis.from_url(str(s.redis))
+    worker = start_worker(s, logdir / "throughput.log", 250)
+    try:
+        first = wait_offsets(r, s, 1, 120)
+        last = wait_offsets(r, s, n, 600)
+    finally:
+        stop(worker)
+        r.close()
+    rate = n / (last - first)
+    return {"events": n, "worker_events_per_s": round(rate), "raw_consume_events_per_s": round(n / raw_s),
+            "ratio_to_raw": round(rate / (n / raw_s), 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shops", type=int, default=1000)
+    ap.add_argument("--rate", type=float, default=5000)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--backlog", type=int, default=200_000)
+    ap.add_argument("--only", choices=["throughput", "latency"], help="run one part")
+    args = ap.parse_args(argv)
+    cfg = stack.StackConfig.from_env()
+    for line in stack.up(cfg):
+        print(line, file=sys.stderr)
+    logdir = ROOT / "artifacts" / "bench"
+    logdir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    if args.only in (None, "throughput"):
+        results["throughput"] = run_throughput(cfg, args, logdir)
+        print(json.dumps(results["throughput"]), file=sys.stderr, flush=True)
+    if args.only in (None, "latency"):
+        results["latency_redis"] = run_latency(cfg, args, 0, logdir)
+        print(json.dumps(results["latency_redis"]), file=sys.stderr, flush=True)
+        results["latency_feed"] = run_latency(cfg, args, 250, logdir)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
