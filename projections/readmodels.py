@@ -2,7 +2,7 @@
 
 After a batch is folded, every shop it touched gets its read model (tiering.view) rewritten
 at `{ns}:{shop}:v`, the partition's platform summary `{ns}:{p<n>}:tiers` (shops per
-industry and tier) moves by the shops whose class changed, and both go into the same
+industry and tier, zero counts removed) moves by the shops whose class changed, and both go into the same
 MULTI/EXEC as the fold state and the ledger offset: a dashboard never sees a read model
 ahead of or behind the state it was computed from.
 
@@ -39,6 +39,7 @@ class Prepared:
     views: dict[str, bytes] = field(default_factory=dict)
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     class_moves: dict[tuple[str, str], int] = field(default_factory=dict)
+    class_counts: dict[str, int] = field(default_factory=dict)  # industry|tier -> count after the batch
     announce: list[str] = field(default_factory=list)
 
 
@@ -85,6 +86,13 @@ class ReadModels:
                 if before is not None:
                     prep.class_moves[before] = prep.class_moves.get(before, 0) - 1
                 prep.class_moves[after] = prep.class_moves.get(after, 0) + 1
+        if any(prep.class_moves.values()):  # absolute counts, so a rebuild writes the same hash
+            stored = store.r.hgetall(self.keys.tiers(self.p))
+            counts = {k.decode(): int(v) for k, v in stored.items()}
+            for (industry, tier), n in prep.class_moves.items():
+                name = f"{industry}|{tier}"
+                counts[name] = counts.get(name, 0) + n
+            prep.class_counts = counts
         if self.feeds:
             now = time.monotonic()
             for sid, raw in prep.views.items():
@@ -101,9 +109,13 @@ class ReadModels:
         k = self.keys
         for sid, raw in prep.views.items():
             pipe.set(k.view(sid), raw)
-        for (industry, tier), n in sorted(prep.class_moves.items()):
-            if n:
-                pipe.hincrby(k.tiers(self.p), f"{industry}|{tier}", n)
+        if prep.class_counts:
+            gone = sorted(name for name, n in prep.class_counts.items() if n == 0)
+            if gone:
+                pipe.hdel(k.tiers(self.p), *gone)
+            kept = {name: n for name, n in sorted(prep.class_counts.items()) if n != 0}
+            if kept:
+                pipe.hset(k.tiers(self.p), mapping=kept)
         for sid in prep.announce:
             self._add_feed(pipe, sid, prep.views[sid], prep.summaries[sid])
 
