@@ -72,20 +72,24 @@ class ReadModels:
         store.fetch_counts_at({sid: at for sid in shops})
         for sid in shops:
             st = store.shop(sid)
-            view = shop_view(self.closer, store, st) if st is not None else None
+            if st is None:
+                continue
+            view = shop_view(self.closer, store, st)
             if view is None:
                 continue
             prep.views[sid] = orjson.dumps({**view, "partition": self.p})
+            before, after = store.original_class(sid), tier_class(st)
+            if before != after:
+                if before is not None:
+                    prep.class_moves[before] = prep.class_moves.get(before, 0) - 1
+                prep.class_moves[after] = prep.class_moves.get(after, 0) + 1
+            if not self.feeds:
+                continue  # a rebuild: nobody follows its feeds
             prep.summaries[sid] = {"shop_id": sid, "partition": self.p, "industry": view["industry"],
                                    "tier": view["tier"], "projected_tier": view["projected_tier"],
                                    "as_of": view["as_of"], "cycle": view["cycle"]["id"],
                                    "effective_members": view["indicators"]["effective_members"]["value"],
                                    "total_gmv_cents": view["indicators"]["member_gmv_share"]["denominator"]}
-            before, after = store.original_class(sid), tier_class(view)
-            if before != after:
-                if before is not None:
-                    prep.class_moves[before] = prep.class_moves.get(before, 0) - 1
-                prep.class_moves[after] = prep.class_moves.get(after, 0) + 1
         if any(prep.class_moves.values()):  # absolute counts, so a rebuild writes the same hash
             stored = store.r.hgetall(self.keys.tiers(self.p))
             counts = {k.decode(): int(v) for k, v in stored.items()}

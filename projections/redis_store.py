@@ -20,7 +20,7 @@ from projections.keys import Keys
 from tiering.close import untils
 from tiering.params import RuleParams
 from tiering.state import Clock, CycleCounters, Fact, Member, ShopState
-from tiering.view import industry_of
+from tiering.view import tier_class
 
 Index = tuple[bool, int | None, int | None]  # (counted, quality_until, effective_until)
 _ABSENT: Index = (False, None, None)
@@ -191,7 +191,7 @@ class RedisStore:
     def _loaded_shop(self, shop_id: str, raw: bytes | None) -> ShopState | None:
         state = self._shops[shop_id] = codec.decode_shop(raw) if raw is not None else None
         if state is not None:
-            self._orig_class[shop_id] = (industry_of(state), state.tier or "unassessed")
+            self._orig_class[shop_id] = tier_class(state)
         return state
 
     def original_class(self, shop_id: str) -> tuple[str, str] | None:
@@ -309,12 +309,16 @@ class RedisStore:
             return
         pipe = self.r.pipeline(transaction=False)
         for s, t in todo:
-            pipe.zcard(self.keys.effective(s))
-            pipe.zcount(self.keys.quality(s), f"({t}", "+inf")
-            pipe.zcount(self.keys.effective(s), f"({t}", "+inf")
+            self._queue_counts(pipe, s, t)
         res = iter(pipe.execute())
         for s, t in todo:
             self.members(s).base_counts[t] = (next(res), next(res), next(res))
+
+    def _queue_counts(self, pipe: Any, shop: str, boundary: int) -> None:
+        """(members, quality, effective) of a shop at `boundary`: until > boundary (read as 3 replies)."""
+        pipe.zcard(self.keys.effective(shop))
+        pipe.zcount(self.keys.quality(shop), f"({boundary}", "+inf")
+        pipe.zcount(self.keys.effective(shop), f"({boundary}", "+inf")
 
     def touched_shops(self) -> list[str]:
         """Shops whose state this batch wrote (all of them after a partition-wide change)."""
@@ -325,9 +329,7 @@ class RedisStore:
         shops = list(shops)
         pipe = self.r.pipeline(transaction=False)
         for s in shops:
-            pipe.zcard(self.keys.effective(s))
-            pipe.zcount(self.keys.quality(s), f"({boundary}", "+inf")
-            pipe.zcount(self.keys.effective(s), f"({boundary}", "+inf")
+            self._queue_counts(pipe, s, boundary)
             if start is not None:
                 pipe.zrangebyscore(self.keys.effective(s), f"({start}", boundary)
         res = iter(pipe.execute())

@@ -47,7 +47,8 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
         ends = await consumer.end_offsets(tps)
         total = sum(ends.values())
         consumer.assign(tps)
-        procs = {tp.partition: PartitionProcessor(folder, RedisStore(client, namespace, tp.partition, params))
+        procs = {tp.partition: PartitionProcessor(folder, RedisStore(client, namespace, tp.partition, params),
+                                                 feeds=False)  # read models yes; nobody follows a rebuild's feeds
                  for tp in tps}
         for tp in tps:  # resume: start after what this namespace already folded
             consumer.seek(tp, procs[tp.partition].store.load() + 1)

@@ -97,6 +97,6 @@ def status_of(view: dict[str, Any], event_time: int | None) -> str:
     return "computing" if event_time is not None and event_time >= view["cycle"]["end"] else "open"
 
 
-def tier_class(view: dict[str, Any]) -> tuple[str, str]:
+def tier_class(shop: ShopState) -> tuple[str, str]:
     """(industry, tier) the platform summary counts the shop under; `unassessed` before its first close."""
-    return str(view["industry"]), str(view["tier"] or "unassessed")
+    return industry_of(shop), shop.tier or "unassessed"
