@@ -43,8 +43,8 @@ class StackConfig:
 
     @property
     def libs(self) -> Path:
-        cache = Path(os.environ.get("TIERSTREAM_KAFKA_LIBS", self.home.parent / f"kafka-{KAFKA_VERSION}" / "libs"))
-        return cache
+        default = Path.home() / ".cache" / "tierstream" / f"kafka-{KAFKA_VERSION}" / "libs"
+        return Path(os.environ.get("TIERSTREAM_KAFKA_LIBS", default))
 
     @property
     def bootstrap(self) -> str:
@@ -140,7 +140,7 @@ def _already_up(name: str, pidfile: Path, port: int, ready: bool, where: str, po
     return None
 
 
-def kafka_up(cfg: StackConfig, timeout: float = 90.0) -> str:
+def kafka_up(cfg: StackConfig, timeout: float = 240.0) -> str:
     pidfile, log = cfg.home / "kafka.pid", cfg.home / "kafka.log"
     running = _already_up("kafka", pidfile, cfg.kafka_port, bool(_pid(pidfile)) and _kafka_ready(cfg),
                           cfg.bootstrap, "TIERSTREAM_DEVSTACK_KAFKA_PORT")
@@ -171,7 +171,10 @@ def kafka_up(cfg: StackConfig, timeout: float = 90.0) -> str:
         if _kafka_ready(cfg):
             return f"kafka started (pid {proc.pid}) on {cfg.bootstrap}, log {log}"
         time.sleep(0.5)
-    raise DevstackError(f"Kafka did not answer a metadata request within {timeout:.0f}s; "
+    partitions = sum(1 for d in data.iterdir() if d.is_dir()) if data.exists() else 0
+    raise DevstackError(f"Kafka did not answer a metadata request within {timeout:.0f}s "
+                        f"({partitions} partition directories in {data}: a broker loads each at start; "
+                        f"`tierstream devstack down` and remove that directory for a fresh one); "
                         f"last lines of {log}:\n{_tail(log)}")
 
 
@@ -181,6 +184,44 @@ def _kafka_ready(cfg: StackConfig) -> bool:
         return False
     from devstack.probe import kafka_metadata_ok
     return kafka_metadata_ok(cfg.bootstrap)
+
+
+def delete_topics(cfg: StackConfig, pattern: str) -> int:
+    """Delete every topic whose name matches `pattern` (a regex); return how many."""
+    import asyncio
+    import re
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def run() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap, request_timeout_ms=60_000)
+        await admin.start()
+        try:
+            names = sorted(t for t in await admin.list_topics() if re.match(pattern, t))
+            for i in range(0, len(names), 200):
+                await admin.delete_topics(names[i:i + 200], timeout_ms=60_000)
+            return len(names)
+        finally:
+            await admin.close()
+
+    return asyncio.run(run())
+
+
+def delete_keys(cfg: StackConfig, pattern: str) -> int:
+    """Delete every Redis key whose name matches `pattern` (a regex); return how many."""
+    import re
+
+    import redis
+
+    rx = re.compile(pattern.encode())
+    client = redis.Redis(port=cfg.redis_port)
+    try:
+        doomed = [k for k in client.scan_iter(count=5000) if rx.match(k)]
+        for i in range(0, len(doomed), 5000):
+            client.unlink(*doomed[i:i + 5000])
+        return len(doomed)
+    finally:
+        client.close()
 
 
 # -- Redis --------------------------------------------------------------------------------------

@@ -11,6 +11,9 @@ import pytest
 
 from devstack import stack
 
+TEST_TOPIC = r"^t[0-9a-f]{8,10}-"  # the prefixes `unique` and the live tests give their topics
+TEST_KEY = r"^(tierstream:(\{(dedupe|clock):|pointer:))?t[0-9a-f]{8,10}[-:]"  # their namespaces and keys
+
 
 @pytest.fixture(scope="session")
 def devstack() -> Iterator[stack.StackConfig]:
@@ -27,6 +30,11 @@ def devstack() -> Iterator[stack.StackConfig]:
                 print(line)
             started = True
     yield cfg
+    if not external:
+        # every test names its topics t<hex>-...; leaving thousands behind makes the next broker
+        # start take minutes (it loads every partition), so the session removes what it made
+        topics, keys = stack.delete_topics(cfg, TEST_TOPIC), stack.delete_keys(cfg, TEST_KEY)
+        print(f"devstack: removed {topics} test topics and {keys} test keys")
     if started and os.environ.get("TIERSTREAM_KEEP_DEVSTACK") != "1":
         stack.down(cfg)
 
