@@ -6,35 +6,23 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-import time
-from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
-from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from faust.types import TP
 from faust.web import Request, Response, View
 
-from streams.arrival import ArrivalMerge
-from streams.ingest import FANOUT_HEADER
 from streams.metrics import info
-from streams.pipeline import InputMessage, Pipeline
+from streams.pipeline import Pipeline
+from streams.readers import GroupReader, IngestReader, LedgerReader
 from streams.settings import Settings
-from streams.topics import INPUT_TOPICS, LEDGER
 
-INGEST_BATCH, EVALUATE_BATCH, BATCH_WITHIN_S, CLOCK_EVERY_S = 2000, 2000, 0.02, 0.1
-ARRIVAL_MAX_HOLD_S = 5.0  # see docs/design-notes.md, "Arrival order"
+CLOCK_EVERY_S = 0.1
 FEED_FLUSH_EVERY_S = 0.05  # held-back dashboard feed announcements go out this often
 
 
 def _broker_url(kafka: str) -> str:
     return "kafka://" + ";".join(h.strip() for h in kafka.split(",") if h.strip())
-
-
-def fanned_out(headers: Any) -> bool:
-    items = headers.items() if isinstance(headers, dict) else (headers or ())
-    return any(k == FANOUT_HEADER for k, _v in items)
 
 
 def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.App, Pipeline]:
@@ -49,103 +37,19 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
         web_port=port, web_bind="127.0.0.1",
         datadir=os.path.join(tempfile.gettempdir(), f"tierstream-faust-{settings.topic_prefix}{port}"),
         producer_acks=-1,
-        # A rebalance must not wait for the records the arrival merge holds unacked: Faust commits
-        # only contiguous acked offsets, so they are read again by the next owner (and deduplicated).
-        stream_wait_empty=False,
-        broker_commit_every=EVALUATE_BATCH,
-        stream_buffer_maxsize=1_000_000,  # the arrival merge holds records; never pause a partition for it
     )
+    # No Faust stream consumes anything (the readers below are raw aiokafka consumers): the app runs
+    # as a producer + web server + timers + tasks, and never joins a Faust consumer group.
+    app.producer_only = True
     pipeline = Pipeline(settings)
-    prefix_len = len(settings.topic_prefix)
-    inputs = app.topic(*(settings.topic(t) for t in INPUT_TOPICS))
-    ledger = app.topic(settings.topic(LEDGER))
 
     async def send(topic: str, key: bytes | None, value: bytes, partition: int | None) -> Any:
         return await app.producer.send(topic, key, value, partition, None, None)
 
-    input_names = {settings.topic(t) for t in INPUT_TOPICS}
-    merge: ArrivalMerge[Any] = ArrivalMerge(max_hold_s=ARRIVAL_MAX_HOLD_S)
-    flushing = asyncio.Lock()
-    ingest_stream: list[Any] = []
-
-    async def send_to_ledger(ready: list[Any]) -> dict[str, int]:
-        batch = [InputMessage(e.message.topic[prefix_len:], e.message.partition, e.message.offset, e.value,
-                              fanned_out(e.message.headers)) for e in ready]
-        sent = await pipeline.ingest(batch, send)
-        for e in ready:
-            await ingest_stream[0].ack(e)
-        return sent
-
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
-        """After a rebalance, where partitions stood is unknown: send what is held and start afresh."""
-        if ingest_stream and len(merge):
-            held = merge.drain()
-            pipeline.metrics.bump("arrival_drained", len(held))
-            await pipeline.report_progress(await send_to_ledger(held), {})
-
-    async def flush_arrivals() -> None:
-        """Send what the arrival merge releases to the ledger; ack those records only then."""
-        if not ingest_stream:
-            return
-        async with flushing:
-            assigned = sorted(TP(tp.topic, tp.partition) for tp in app.consumer.assignment()
-                              if tp.topic in input_names)
-            # fresh end offsets (a ListOffsets request), not the last fetch's: a partition is only
-            # caught up if nothing older can still be on its way
-            try:
-                ends = await asyncio.wait_for(app.consumer.highwaters(*assigned), 1.0) if assigned else {}
-            except TimeoutError:
-                return  # the consumer is busy (a rebalance): try again on the next tick
-            unknown = [tp for tp in assigned if not merge.knows((tp.topic, tp.partition))]
-            if unknown:
-                for tp, offset in (await start_offsets(unknown)).items():
-                    merge.start((tp.topic, tp.partition), offset)
-            ready = merge.release([(tp.topic, tp.partition) for tp in assigned],
-                                  lambda tp: ends.get(TP(*tp)), time.monotonic())
-            sent = await send_to_ledger(ready) if ready else {}
-            pending = {f"{tp.topic[prefix_len:]}/{tp.partition}": merge.waiting((tp.topic, tp.partition),
-                                                                                 ends.get(tp))
-                       for tp in assigned}
-            await pipeline.report_progress(sent, pending)
-
-    async def start_offsets(tps: list[TP]) -> dict[TP, int]:
-        """Where this group resumes each partition: its committed offset, else the earliest."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
-        await admin.start()
-        try:
-            committed = await admin.list_consumer_group_offsets(app.conf.id, partitions=list(tps))
-        finally:
-            await admin.close()
-        earliest = await app.consumer.earliest_offsets(*tps)
-        out = {}
-        for tp in tps:
-            meta = committed.get(TopicPartition(tp.topic, tp.partition))
-            out[tp] = meta.offset if meta is not None and meta.offset >= 0 else earliest.get(tp, 0)
-        return out
-
-    async def ingest(stream: Any) -> None:
-        ingest_stream[:] = [stream]
-        async for events in stream.noack_take(INGEST_BATCH, within=BATCH_WITHIN_S):
-            for e in events:
-                m = e.message
-                merge.add((m.topic, m.partition), round(m.timestamp * 1000), m.offset, e)
-            await flush_arrivals()
-
-    async def arrivals() -> None:
-        await flush_arrivals()
-
+    # the readers are raw aiokafka consumers run as Faust tasks, not Faust streams: streams/readers.py says why
+    readers: list[GroupReader] = []
     if "ingest" in roles:
-        app.agent(inputs, name="ingest")(ingest)
-        app.timer(BATCH_WITHIN_S, name="arrivals")(arrivals)
-
-    async def evaluate(stream: Any) -> None:
-        async for events in stream.take_events(EVALUATE_BATCH, within=BATCH_WITHIN_S):
-            by_partition: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
-            for e in events:
-                by_partition[e.message.partition].append((e.message.offset, e.value))
-            for partition in sorted(by_partition):
-                await pipeline.evaluate(partition, by_partition[partition], send)
+        readers.append(IngestReader(settings, pipeline, send, group_id=f"{app.conf.id}-ingest"))
 
     async def tick() -> None:
         w = await pipeline.tick(send)
@@ -156,24 +60,48 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
         await pipeline.flush_feeds()
 
     if "evaluate" in roles:
-        app.agent(ledger, name="evaluate")(evaluate)
+        readers.append(LedgerReader(settings, pipeline, send, group_id=f"{app.conf.id}-evaluate"))
         app.timer(FEED_FLUSH_EVERY_S, name="feeds")(feeds)
     if "clock" in roles:
         app.timer(CLOCK_EVERY_S, name="clock")(tick)
 
+    for reader in readers:
+        app.task(_supervised(app, reader))
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def stop_readers(sender: Any, *args: Any, **kwargs: Any) -> None:
+        for reader in readers:
+            reader.stop()
+
     @app.page("/health")
     class Health(View):
         async def get(self, request: Request) -> Response:
-            pipeline.metrics.counters["arrival_forced"] = merge.forced
-            return self.json({"status": "ok", "namespace": settings.namespace, **pipeline.metrics.snapshot()})
+            for reader in readers:
+                if isinstance(reader, IngestReader):
+                    pipeline.metrics.counters["arrival_forced"] = reader.merge.forced
+            return self.json({"status": "ok", "namespace": settings.namespace, **pipeline.metrics.snapshot(),
+                              "assigned": {r.name: r.partitions for r in readers}})
 
     @app.page("/metrics")
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
             return self.json(pipeline.metrics.snapshot())
 
-    _ = (ingest, arrivals, evaluate, tick, feeds, Health, MetricsView, on_revoked)
+    _ = (tick, feeds, Health, MetricsView, stop_readers)
     return app, pipeline
+
+
+def _supervised(app: faust.App, reader: GroupReader) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            await reader.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the worker must not go on without a reader: stop it, loudly
+            info(f"{reader.name} reader failed; stopping the worker", error=repr(exc))
+            await app.crash(exc)
+            raise
+    return run
 
 
 def run_worker(settings: Settings, loglevel: str = "warning") -> int:

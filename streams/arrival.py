@@ -8,6 +8,15 @@ buffered record, or it is caught up to its end offset. Where a partition starts 
 group's committed offset) is told with `start`; a partition nothing is known about
 blocks for at most `max_hold_s` (a safety net, counted in `forced`), then counts as
 caught up. Liveness only reads the monotonic clock; no decision of the fold does.
+
+End offsets may come from fetch responses (every response carries each partition's high
+watermark) rather than a ListOffsets request: then `observed` tells when a partition's
+end offset was read, and an empty partition counts as caught up for a record only with an
+end offset read after that record was received (`add(..., received=)`) — one fetch later,
+so a record sent before it on another partition cannot be missed.
+
+Within one partition records leave in offset order (a record's merge timestamp is at least
+its predecessor's), so a consumer may commit up to the last record released.
 """
 
 from __future__ import annotations
@@ -23,7 +32,8 @@ TP = Any  # a (topic, partition) pair, hashable and orderable
 class ArrivalMerge(Generic[T]):
     def __init__(self, max_hold_s: float = 1.0) -> None:
         self.max_hold_s = max_hold_s
-        self._heap: list[tuple[int, str, int, int, int, T]] = []
+        self._heap: list[tuple[int, str, int, int, int, float, T]] = []
+        self._last_ts: dict[TP, int] = {}
         self._buffered: dict[TP, int] = {}
         self._next: dict[TP, int] = {}  # next offset expected from each partition
         self._blocked_since: dict[TP, float] = {}
@@ -37,9 +47,10 @@ class ArrivalMerge(Generic[T]):
         """The partition's first offset for this consumer (its committed position)."""
         self._next.setdefault(tp, offset)
 
-    def add(self, tp: TP, timestamp: int, offset: int, item: T) -> None:
+    def add(self, tp: TP, timestamp: int, offset: int, item: T, received: float = 0.0) -> None:
         self._n += 1
-        heapq.heappush(self._heap, (timestamp, str(tp[0]), int(tp[1]), offset, self._n, item))
+        timestamp = self._last_ts[tp] = max(timestamp, self._last_ts.get(tp, timestamp))  # FIFO per partition
+        heapq.heappush(self._heap, (timestamp, str(tp[0]), int(tp[1]), offset, self._n, received, item))
         self._buffered[tp] = self._buffered.get(tp, 0) + 1
         self._next[tp] = max(self._next.get(tp, 0), offset + 1)
 
@@ -56,24 +67,42 @@ class ArrivalMerge(Generic[T]):
         out = [heapq.heappop(self._heap)[-1] for _ in range(len(self._heap))]
         self._buffered.clear()
         self._next.clear()
+        self._last_ts.clear()
         self._blocked_since.clear()
         return out
 
-    def release(self, assigned: Iterable[TP], highwater: Callable[[TP], int | None], now: float) -> list[T]:
-        """Pop every record that no assigned partition can still precede."""
+    def release(self, assigned: Iterable[TP], highwater: Callable[[TP], int | None], now: float,
+                observed: Callable[[TP], float | None] | None = None) -> list[T]:
+        """Pop every record that no assigned partition can still precede.
+
+        With `observed`, a partition's end offset counts only if read after the record was received."""
         out: list[T] = []
-        waiting = [tp for tp in assigned if not self._buffered.get(tp) and not self._caught_up(tp, highwater, now)]
-        while self._heap and not waiting:
-            _ts, topic, part, _off, _n, item = heapq.heappop(self._heap)
+        assigned = list(assigned)
+        checked_for: float | None = None
+        waiting: list[TP] = []
+        while self._heap:
+            received = self._heap[0][5]
+            if received != checked_for:  # records of one fetch share the check
+                checked_for = received
+                waiting = [tp for tp in assigned if not self._buffered.get(tp)
+                           and not self._caught_up(tp, highwater, now, observed, received)]
+            if waiting:
+                break
+            _ts, topic, part, _off, _n, _rcv, item = heapq.heappop(self._heap)
             tp = (topic, part)
             self._buffered[tp] -= 1
             out.append(item)
-            if not self._buffered[tp] and not self._caught_up(tp, highwater, now):
+            if not self._buffered[tp] and not self._caught_up(tp, highwater, now, observed, received):
                 waiting.append(tp)
         return out
 
-    def _caught_up(self, tp: TP, highwater: Callable[[TP], int | None], now: float) -> bool:
+    def _caught_up(self, tp: TP, highwater: Callable[[TP], int | None], now: float,
+                   observed: Callable[[TP], float | None] | None = None, received: float = 0.0) -> bool:
         hw = highwater(tp)
+        if observed is not None and hw is not None:
+            seen_at = observed(tp)
+            if seen_at is None or seen_at <= received:
+                hw = None  # read before the record arrived: may predate a record sent before it
         nxt = self._next.get(tp)
         if hw is not None and nxt is not None and nxt >= hw:
             self._blocked_since.pop(tp, None)

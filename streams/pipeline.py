@@ -16,6 +16,7 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 
+from projections.keys import Keys
 from projections.processor import PartitionProcessor
 from projections.redis_store import FencedOut, RedisStore
 from streams import clock
@@ -156,6 +157,11 @@ class Pipeline:
             proc = self._processors[partition] = PartitionProcessor(
                 self.folder, store, feed_interval_s=self.settings.feed_interval_ms / 1000)
         return proc
+
+    def stored_offset(self, partition: int) -> int:
+        """The last ledger offset this namespace folded for the partition (-1: none)."""
+        raw = self.sredis.get(Keys(self.settings.namespace).offset(partition))
+        return int(raw) if raw is not None else -1
 
     async def evaluate(self, partition: int, records: Sequence[tuple[int, bytes]], send: Send) -> int:
         """Fold one partition's ledger records into Redis and publish the outputs; return outputs sent.

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import redis
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from projections.keys import Keys
 from streams.kafka_io import consume, produce
@@ -109,6 +109,49 @@ async def _ledger_ends(settings: Settings) -> dict[int, int]:
         return {tp.partition: off for tp, off in ends.items()}
     finally:
         await c.stop()
+
+
+def wait_assigned(workers: list[Worker], reader: str, partitions: int, timeout: float = 60) -> list[list[str]]:
+    """Until the workers' `reader`s together hold `partitions` partitions; what each holds."""
+    deadline = time.monotonic() + timeout
+    held: list[list[str]] = []
+    while time.monotonic() < deadline:
+        held = [(w.health() or {}).get("assigned", {}).get(reader, []) for w in workers]
+        if sum(len(h) for h in held) == partitions and all(held):
+            return held
+        time.sleep(0.3)
+    raise AssertionError(f"{reader} partitions not shared out in {timeout}s: {held}")
+
+
+def copy_ledger(src: Settings, dst: Settings) -> int:
+    """Append every ledger record of `src` to the same partition of `dst`'s ledger, in order."""
+    async def run() -> int:
+        c = AIOKafkaConsumer(bootstrap_servers=src.kafka, group_id=None, auto_offset_reset="earliest")
+        p = AIOKafkaProducer(bootstrap_servers=dst.kafka, acks="all", linger_ms=5)
+        await c.start()
+        await p.start()
+        try:
+            tps = [TopicPartition(src.topic(LEDGER), n) for n in range(src.partitions)]
+            ends = await c.end_offsets(tps)
+            c.assign(tps)
+            await c.seek_to_beginning(*tps)
+            n = 0
+            async def behind() -> bool:
+                return any([await c.position(tp) < ends[tp] for tp in tps])
+
+            while await behind():
+                for tp, records in (await c.getmany(timeout_ms=1000, max_records=5000)).items():
+                    for r in records:
+                        if r.offset < ends[tp]:
+                            await p.send(dst.topic(LEDGER), r.value, key=r.key, partition=tp.partition)
+                            n += 1
+            await p.flush()
+            return n
+        finally:
+            await c.stop()
+            await p.stop()
+
+    return asyncio.run(run())
 
 
 def wait_ingested(workers: list[Worker], messages: int, timeout: float = 120) -> None:

@@ -56,3 +56,24 @@ def test_clock_event_time_is_held_back_by_partitions_that_wait() -> None:
     assert event_time({"a/0": 100}, {"a/0": False, "b/0": True}) is None   # b waits with nothing sent yet
     assert is_waiting(None, 10_000, 3000) and is_waiting("0:1000", 10_000, 3000)  # unknown or stale
     assert not is_waiting("0:9000", 10_000, 3000) and is_waiting("1:9000", 10_000, 3000)
+
+
+def test_an_end_offset_read_before_a_record_arrived_does_not_release_it() -> None:
+    """End offsets from fetch responses: B's end offset was read at t=10, the record of A arrived at
+    t=20, so B may still hold an older record sent just before; wait for a read after t=20."""
+    m: ArrivalMerge[str] = ArrivalMerge(max_hold_s=10)
+    hw, seen = {A: 1, B: 0}, {A: 20.0, B: 10.0}
+    m.start(B, 0)
+    m.add(A, 5, 0, "a5", received=20.0)
+    assert m.release([A, B], hw.get, now=0, observed=seen.get) == []
+    seen[B] = 21.0  # the next fetch: B still empty
+    assert m.release([A, B], hw.get, now=0, observed=seen.get) == ["a5"]
+
+
+def test_a_partition_leaves_in_offset_order_whatever_its_timestamps() -> None:
+    m: ArrivalMerge[str] = ArrivalMerge(max_hold_s=10)
+    hw = {A: 2, B: 1}
+    m.add(A, 9, 0, "a9")
+    m.add(A, 3, 1, "a3-later")  # an older timestamp behind a newer one in the same partition
+    m.add(B, 5, 0, "b5")
+    assert m.release([A, B], hw.get, now=0) == ["b5", "a9", "a3-later"]

@@ -1,0 +1,230 @@
+"""The worker's two readers: raw aiokafka consumers run as Faust tasks.
+
+* `IngestReader` reads the four input topics, merges them into producer order, validates
+  and appends to the ledger (streams/pipeline.py `ingest`);
+* `LedgerReader` reads the ledger and folds each partition's records into Redis
+  (streams/pipeline.py `evaluate`: fold, publish the outputs, commit state + offset).
+
+Why not Faust streams (measured, docs/performance.md): a Faust stream hands records over in
+small per-partition chunks with per-record overhead. Through Faust one worker folded ≈ 650
+events/s in batches of ≈ 30 records; a batch's fixed cost (Redis round trips, the fenced
+MULTI/EXEC) dominated. `getmany` returns thousands of records over all assigned partitions
+at once, and every fetch response carries each partition's end offset, so the arrival merge
+needs no ListOffsets request: a partition counts as caught up for a record when an end
+offset read *after* the record arrived says so. The Faust app still runs the worker: these
+tasks, the clock and feed timers, the producer, `/health` and `/metrics`.
+
+Ingest commits its own group's offsets (`<app id>-ingest`) after the ledger acknowledged the
+records released, up to the last released record of each partition (the merge releases a
+partition's records in offset order). The range assignor gives a worker the same partition
+numbers of every input topic, so a shop's input (keyed by shop) and the fanned-out copies of
+global events for those partitions meet in one merge. The ledger reader starts each
+partition after the offset its Redis namespace stored (the truth; its group's Kafka offsets
+are only for lag tools), so a record is folded once however partitions move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+
+from streams.arrival import ArrivalMerge
+from streams.ingest import FANOUT_HEADER
+from streams.metrics import info
+from streams.pipeline import InputMessage, Pipeline, Send
+from streams.settings import Settings
+from streams.topics import INPUT_TOPICS, LEDGER
+
+FETCH_MAX_WAIT_MS = 25  # an idle fetch returns this often, carrying fresh end offsets
+MAX_RECORDS = 5000  # per getmany
+ARRIVAL_MAX_HOLD_S = 5.0  # see docs/design-notes.md, "Arrival order"
+
+
+def _fanned_out(headers: Any) -> bool:
+    return any(k == FANOUT_HEADER for k, _v in (headers or ()))
+
+
+class GroupReader:
+    """A consumer-group member over some topics: fetch in large batches, hand them to `handle`.
+
+    The loop and the rebalance callbacks never interleave (one lock)."""
+
+    name = "reader"
+
+    def __init__(self, settings: Settings, pipeline: Pipeline, topics: list[str], group_id: str) -> None:
+        self.settings, self.pipeline, self.topics, self.group_id = settings, pipeline, topics, group_id
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()
+        self._stopping = False
+        self.partitions: list[str] = []  # "topic/partition" held now (in /health)
+
+    async def run(self) -> None:
+        consumer = self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka, group_id=self.group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            partition_assignment_strategy=(RangePartitionAssignor,))
+        consumer.subscribe(self.topics, listener=_Rebalance(self))
+        await consumer.start()
+        info(f"{self.name} reader started", group=self.group_id)
+        try:
+            while not self._stopping:
+                got = await consumer.getmany(timeout_ms=FETCH_MAX_WAIT_MS, max_records=MAX_RECORDS)
+                async with self._lock:
+                    await self.handle(consumer, got)
+        finally:
+            with contextlib.suppress(Exception):
+                async with self._lock:
+                    await self.closing(consumer)
+            await consumer.stop()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def handle(self, consumer: AIOKafkaConsumer, got: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        raise NotImplementedError
+
+    async def closing(self, consumer: AIOKafkaConsumer) -> None:
+        """The reader stops: commit what is done."""
+
+    async def revoked(self) -> None:
+        if self._consumer is not None:
+            async with self._lock:
+                await self.on_revoked(self._consumer)
+
+    async def assigned(self, tps: set[TopicPartition]) -> None:
+        prefix = len(self.settings.topic_prefix)
+        self.partitions = sorted(f"{tp.topic[prefix:]}/{tp.partition}" for tp in tps)
+        if self._consumer is not None:
+            await self.on_assigned(self._consumer, tps)
+
+    async def on_revoked(self, consumer: AIOKafkaConsumer) -> None:
+        pass
+
+    async def on_assigned(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> None:
+        pass
+
+    async def commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        assigned = consumer.assignment()
+        mine = {tp: OffsetAndMetadata(o, "") for tp, o in offsets.items() if tp in assigned}
+        if not mine:
+            return
+        try:
+            await consumer.commit(mine)
+        except CommitFailedError as exc:  # a rebalance got there first: the next owner reads them again
+            self.pipeline.metrics.bump(f"{self.name}_commit_failed")
+            info(f"{self.name} commit failed", reason=str(exc))
+
+
+class IngestReader(GroupReader):
+    """Read the inputs, merge into producer order, route to the ledger, commit; report progress for the clock."""
+
+    name = "ingest"
+
+    def __init__(self, settings: Settings, pipeline: Pipeline, send: Send, group_id: str) -> None:
+        super().__init__(settings, pipeline, [settings.topic(t) for t in INPUT_TOPICS], group_id)
+        self.send = send
+        self.merge: ArrivalMerge[Any] = ArrivalMerge(max_hold_s=ARRIVAL_MAX_HOLD_S)
+        self._prefix_len = len(settings.topic_prefix)
+        self._released_upto: dict[TopicPartition, int] = {}  # next offset to commit per partition
+
+    async def handle(self, consumer: AIOKafkaConsumer, got: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        received = time.time() * 1000  # liveness only: which end offsets are newer than a record
+        for tp, records in got.items():
+            key = (tp.topic, tp.partition)
+            for r in records:
+                self.merge.add(key, r.timestamp, r.offset, r, received)
+        await self._flush(consumer)
+
+    async def closing(self, consumer: AIOKafkaConsumer) -> None:
+        await self._commit(consumer)
+
+    async def _flush(self, consumer: AIOKafkaConsumer) -> None:
+        assigned = sorted(consumer.assignment())
+        keys = [(tp.topic, tp.partition) for tp in assigned]
+
+        def highwater(key: Any) -> int | None:
+            hw: int | None = consumer.highwater(TopicPartition(*key))
+            return hw
+
+        def observed(key: Any) -> float | None:
+            at: float | None = consumer.last_poll_timestamp(TopicPartition(*key))
+            return at
+
+        ready = self.merge.release(keys, highwater, time.monotonic(), observed)
+        sent = await self._send(ready) if ready else {}
+        if ready:
+            await self._commit(consumer)
+        pending = {f"{tp.topic[self._prefix_len:]}/{tp.partition}": self.merge.waiting(
+            (tp.topic, tp.partition), consumer.highwater(tp)) for tp in assigned}
+        await self.pipeline.report_progress(sent, pending)
+
+    async def _send(self, ready: list[Any]) -> dict[str, int]:
+        batch = [InputMessage(r.topic[self._prefix_len:], r.partition, r.offset, r.value, _fanned_out(r.headers))
+                 for r in ready]
+        sent = await self.pipeline.ingest(batch, self.send)
+        for r in ready:
+            self._released_upto[TopicPartition(r.topic, r.partition)] = r.offset + 1
+        return sent
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        offsets, self._released_upto = self._released_upto, {}
+        await self.commit(consumer, offsets)
+
+    async def on_revoked(self, consumer: AIOKafkaConsumer) -> None:
+        """Before partitions move: send what is held (the next owner starts after it) and commit.
+        (A duplicate the next owner reads again is dropped by the dedupe store.)"""
+        held = self.merge.drain()
+        if held:
+            self.pipeline.metrics.bump("arrival_drained", len(held))
+            await self.pipeline.report_progress(await self._send(held), {})
+        with contextlib.suppress(Exception):
+            await self._commit(consumer)
+
+    async def on_assigned(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> None:
+        for tp in sorted(tps):
+            self.merge.start((tp.topic, tp.partition), await consumer.position(tp))
+
+
+class LedgerReader(GroupReader):
+    """Fold each ledger partition's records into Redis, a partition at a time, in large batches."""
+
+    name = "evaluate"
+
+    def __init__(self, settings: Settings, pipeline: Pipeline, send: Send, group_id: str) -> None:
+        super().__init__(settings, pipeline, [settings.topic(LEDGER)], group_id)
+        self.send = send
+
+    async def handle(self, consumer: AIOKafkaConsumer, got: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        done: dict[TopicPartition, int] = {}
+        for tp in sorted(got):
+            records = got[tp]
+            if records:
+                await self.pipeline.evaluate(tp.partition, [(r.offset, r.value) for r in records], self.send)
+                done[tp] = records[-1].offset + 1
+        if done:
+            await self.commit(consumer, done)
+
+    async def on_assigned(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> None:
+        """Resume each partition after what its Redis namespace folded, whatever the group committed."""
+        for tp in sorted(tps):
+            stored = await asyncio.to_thread(self.pipeline.stored_offset, tp.partition)
+            consumer.seek(tp, stored + 1)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, reader: GroupReader) -> None:
+        self.reader = reader
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.reader.revoked()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.reader.assigned(set(assigned))
