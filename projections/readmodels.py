@@ -111,8 +111,8 @@ class ReadModels:
     def write(self, pipe: Any, prep: Prepared) -> None:
         """Add the batch's read-model writes to its transaction."""
         k = self.keys
-        for sid, raw in prep.views.items():
-            pipe.set(k.view(sid), raw)
+        if prep.views:
+            pipe.mset({k.view(sid): raw for sid, raw in prep.views.items()})
         if prep.class_counts:
             gone = sorted(name for name, n in prep.class_counts.items() if n == 0)
             if gone:

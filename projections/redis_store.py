@@ -86,19 +86,29 @@ class RedisMembers:
         return sorted(users)
 
     def write(self, pipe: Any) -> None:
-        k = self.store.keys
-        for user, (counted, q, e) in self.dirty.items():
+        """The batch's member changes in at most five commands (one per key and kind)."""
+        if not self.dirty:
+            return
+        k, shop = self.store.keys, self.shop_id
+        encoded: dict[str, bytes] = {}
+        zadd: dict[str, dict[str, int]] = {k.effective(shop): {}, k.quality(shop): {}}
+        zrem: dict[str, list[str]] = {k.effective(shop): [], k.quality(shop): []}
+        for user, (counted, q, e) in sorted(self.dirty.items()):
             m = self.cache[user]
             assert m is not None
-            pipe.hset(k.members(self.shop_id), user, codec.encode_member(m))
-            if counted and e is not None:
-                pipe.zadd(k.effective(self.shop_id), {user: e})
-            else:
-                pipe.zrem(k.effective(self.shop_id), user)
-            if counted and q is not None:
-                pipe.zadd(k.quality(self.shop_id), {user: q})
-            else:
-                pipe.zrem(k.quality(self.shop_id), user)
+            encoded[user] = codec.encode_member(m)
+            for key, until in ((k.effective(shop), e), (k.quality(shop), q)):
+                if counted and until is not None:
+                    zadd[key][user] = until
+                else:
+                    zrem[key].append(user)
+        pipe.hset(k.members(shop), mapping=encoded)
+        for key, scores in zadd.items():
+            if scores:
+                pipe.zadd(key, scores)
+        for key, users in zrem.items():
+            if users:
+                pipe.zrem(key, *users)
 
 
 class RedisStore:
@@ -213,15 +223,21 @@ class RedisStore:
             pipe.set(k.offset(p), offset)
             if self._new_shops:
                 pipe.sadd(k.shops(p), *sorted(self._new_shops))
+            values: dict[str, bytes] = {}  # one MSET and one DEL for shop states and counters
             for shop in sorted(self._touched):
                 state = self._shops.get(shop)
                 if state is not None:
-                    pipe.set(k.shop(shop), codec.encode_shop(state))
+                    values[k.shop(shop)] = codec.encode_shop(state)
+            dropped: list[str] = []
             for (shop, cycle), c in sorted(self._counters.items(), key=lambda kv: kv[0]):
                 if (shop, cycle) in self._dropped:
-                    pipe.delete(k.counters(shop, cycle))
+                    dropped.append(k.counters(shop, cycle))
                 elif c is not None and shop in self._touched:
-                    pipe.set(k.counters(shop, cycle), codec.encode_counters(c))
+                    values[k.counters(shop, cycle)] = codec.encode_counters(c)
+            if values:
+                pipe.mset(values)
+            if dropped:
+                pipe.delete(*dropped)
             for idx in self._members.values():
                 idx.write(pipe)
             for cycle, ids in sorted(self._remembered.items()):

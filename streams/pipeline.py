@@ -67,8 +67,29 @@ class Pipeline:
         """Fanned-out copies of one global event are one event per partition."""
         return f"{event['event_id']}@{m.partition}" if m.fanned_out else str(event["event_id"])
 
-    def _dedupe_key(self, event_id: str) -> str:
-        return f"tierstream:{{dedupe:{self.settings.topic_prefix}}}:{event_id}"
+    def _buckets(self, ids: Sequence[tuple[str, int]]) -> dict[str, list[str]]:
+        """Event ids grouped by their dedupe hash: one per prefix and UTC day of the event's ts.
+
+        A handful of HMGET/HSET per batch instead of a command per event. A duplicate resent
+        with another ts lands in another bucket and passes here; the fold drops it (its own
+        per-cycle event ids), so correctness never rests on this store."""
+        out: dict[str, list[str]] = {}
+        for eid, ts in ids:
+            out.setdefault(f"tierstream:{{dedupe:{self.settings.topic_prefix}}}:{ts // 86_400_000}", []).append(eid)
+        return out
+
+    async def _seen(self, ids: Sequence[tuple[str, int]]) -> set[str]:
+        """The ids ingest already appended to the ledger."""
+        if not ids:
+            return set()
+        buckets = self._buckets(ids)
+        pipe = self.aredis.pipeline(transaction=False)
+        for bucket, bucket_ids in buckets.items():
+            pipe.hmget(bucket, bucket_ids)
+        seen: set[str] = set()
+        for bucket_ids, hits in zip(buckets.values(), await pipe.execute(), strict=True):
+            seen.update(i for i, hit in zip(bucket_ids, hits, strict=True) if hit is not None)
+        return seen
 
     # -- ingest ------------------------------------------------------------------------------
 
@@ -77,14 +98,10 @@ class Pipeline:
         n = self.settings.partitions
         routed = [(m, route(m.value, m.topic, m.partition, m.offset, n, m.fanned_out)) for m in batch]
         self.metrics.bump("events_in", len(batch))
-        ids = [self._dedupe_id(m, r.event) for m, r in routed if r.event is not None]
-        seen: set[str] = set()
-        if ids:
-            pipe = self.aredis.pipeline(transaction=False)
-            for i in ids:
-                pipe.exists(self._dedupe_key(i))
-            seen = {i for i, hit in zip(ids, await pipe.execute(), strict=True) if hit}
-        futures, fresh = [], []
+        seen = await self._seen([(self._dedupe_id(m, r.event), r.event["ts"]) for m, r in routed
+                                 if r.event is not None])
+        futures: list[Any] = []
+        fresh: list[tuple[str, int]] = []
         max_ts: dict[str, int] = {}
         for m, r in routed:
             if r.dead is not None:
@@ -97,7 +114,7 @@ class Pipeline:
                 self.metrics.bump("duplicates")
                 continue
             seen.add(eid)
-            fresh.append(eid)
+            fresh.append((eid, r.event["ts"]))
             value = encode(r.event)
             for p in r.partitions if r.partitions is not None else (None,):
                 futures.append(await send(self.settings.topic(LEDGER), r.key, value, p))
@@ -106,8 +123,9 @@ class Pipeline:
         await asyncio.gather(*futures)
         if fresh:
             pipe = self.aredis.pipeline(transaction=False)
-            for i in fresh:
-                pipe.set(self._dedupe_key(i), 1, ex=DEDUPE_TTL_S)
+            for bucket, ids in self._buckets(fresh).items():
+                pipe.hset(bucket, mapping=dict.fromkeys(ids, 1))
+                pipe.expire(bucket, DEDUPE_TTL_S)
             await pipe.execute()
         self.metrics.bump("ledger_out", len(fresh))
         return max_ts
