@@ -11,6 +11,7 @@ import asyncio
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import orjson
 import redis
@@ -28,12 +29,45 @@ from tiering.params import RuleParams
 @dataclass
 class RebuildResult:
     records: int = 0
+    resumed: int = 0  # records the namespace had folded before this run (outputs of those not here)
     outputs: list[Output] = field(default_factory=list)
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class Bound:
+    """Where a rebuild starts or stops in each ledger partition: an offset, or an instant (epoch ms)
+    compared with the record timestamps (when ingest appended the record to the ledger)."""
+
+    offset: int | None = None
+    instant: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Bound:
+        """`1234` (an offset), `1700000000000` (epoch ms: 13 digits or more) or an ISO-8601 instant."""
+        t = text.strip()
+        if t.isdigit():
+            return cls(instant=int(t)) if len(t) >= 13 else cls(offset=int(t))
+        try:
+            when = datetime.fromisoformat(t)
+        except ValueError:
+            raise ValueError(f"{text!r} is neither an offset, epoch milliseconds nor an ISO-8601 instant") from None
+        if when.tzinfo is None:
+            raise ValueError(f"{text!r}: give the instant a timezone (e.g. {t}+08:00 or {t}Z)")
+        return cls(instant=int(when.timestamp() * 1000))
+
+    def before(self, offset: int, timestamp: int) -> bool:
+        """Whether a record is at or before this bound (for `--to`: it is folded)."""
+        if self.offset is not None:
+            return offset <= self.offset
+        return self.instant is None or timestamp <= self.instant
+
+
 async def rebuild(settings: Settings, namespace: str, params: RuleParams | None = None,
-                  batch: int = 5000, progress: bool = False, keep_outputs: bool = True) -> RebuildResult:
+                  batch: int = 5000, progress: bool = False, keep_outputs: bool = True,
+                  start: Bound | None = None, stop: Bound | None = None) -> RebuildResult:
+    """Fold the ledger into `namespace`, resuming after what it already holds; `start`/`stop`
+    (inclusive) bound the records folded in every partition."""
     params = params or RuleParams()
     folder = Folder(params)
     client = redis.Redis.from_url(str(settings.redis))
@@ -45,14 +79,26 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
     try:
         tps = [TopicPartition(settings.topic(LEDGER), p) for p in range(settings.partitions)]
         ends = await consumer.end_offsets(tps)
-        total = sum(ends.values())
+        if stop is not None and stop.offset is not None:
+            ends = {tp: min(end, stop.offset + 1) for tp, end in ends.items()}
+        elif stop is not None and stop.instant is not None:
+            after = await consumer.offsets_for_times({tp: stop.instant + 1 for tp in tps})
+            ends = {tp: after[tp].offset if after.get(tp) is not None else end for tp, end in ends.items()}
+        first = dict.fromkeys(tps, 0)
+        if start is not None and start.offset is not None:
+            first = dict.fromkeys(tps, start.offset)
+        elif start is not None and start.instant is not None:
+            found = await consumer.offsets_for_times(dict.fromkeys(tps, start.instant))
+            first = {tp: found[tp].offset if found.get(tp) is not None else ends[tp] for tp in tps}
+        total = sum(max(0, ends[tp] - first[tp]) for tp in tps)
         consumer.assign(tps)
         procs = {tp.partition: PartitionProcessor(folder, RedisStore(client, namespace, tp.partition, params),
                                                  feeds=False)  # read models yes; nobody follows a rebuild's feeds
                  for tp in tps}
         for tp in tps:  # resume: start after what this namespace already folded
-            consumer.seek(tp, procs[tp.partition].store.load() + 1)
+            consumer.seek(tp, max(first[tp], procs[tp.partition].store.load() + 1))
         position = {tp: await consumer.position(tp) for tp in tps}
+        done0 = result.resumed = sum(max(0, min(position[tp], ends[tp]) - first[tp]) for tp in tps)
         while any(position[tp] < ends[tp] for tp in tps):
             got = await consumer.getmany(*[tp for tp in tps if position[tp] < ends[tp]], timeout_ms=1000,
                                          max_records=batch)
@@ -70,7 +116,7 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
                 result.records += len(recs)
                 position[tp] = recs[-1].offset + 1
             if progress:
-                _progress(sum(position.values()), total, t0)
+                _progress(sum(min(position[tp], ends[tp]) - first[tp] for tp in tps), total, t0, done0)
     finally:
         await consumer.stop()
         client.close()
@@ -80,9 +126,9 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
     return result
 
 
-def _progress(done: int, total: int, t0: float) -> None:
+def _progress(done: int, total: int, t0: float, resumed: int = 0) -> None:
     elapsed = max(time.perf_counter() - t0, 1e-9)
-    rate = done / elapsed
+    rate = (done - resumed) / elapsed
     eta = (total - done) / rate if rate else float("inf")
     width = 30
     filled = int(width * done / total) if total else width

@@ -49,3 +49,28 @@ def diff_namespaces(redis_url: str, live: str, rebuilt: str) -> list[str]:
     diffs += [f"only in {rebuilt}: {k}" for k in sorted(b.keys() - a.keys())]
     diffs += [f"differs: {k}" for k in sorted(a.keys() & b.keys()) if a[k] != b[k]]
     return diffs
+
+
+def diff_outputs(settings: Any, rebuilt: list[dict[str, Any]], idle_seconds: float = 2.0) -> list[str]:
+    """The rebuild's outputs against what was published live, by output `event_id` and payload.
+
+    Dead letters are ingest's, not the fold's, so they are left out on both sides."""
+    import asyncio
+    import io
+
+    from streams.kafka_io import consume
+
+    buf = io.BytesIO()
+    asyncio.run(consume(settings, buf, idle_seconds))
+    live: dict[str, bytes] = {}
+    for line in buf.getvalue().splitlines():
+        if line:
+            o = orjson.loads(line)
+            if o.get("type") != "dead_letter":
+                live.setdefault(o["event_id"], orjson.dumps(o, option=orjson.OPT_SORT_KEYS))
+    mine = {o["event_id"]: orjson.dumps(o, option=orjson.OPT_SORT_KEYS) for o in rebuilt
+            if o.get("type") != "dead_letter"}
+    diffs = [f"output only live: {i}" for i in sorted(live.keys() - mine.keys())]
+    diffs += [f"output only rebuilt: {i}" for i in sorted(mine.keys() - live.keys())]
+    diffs += [f"output differs: {i}" for i in sorted(live.keys() & mine.keys()) if live[i] != mine[i]]
+    return diffs

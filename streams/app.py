@@ -18,6 +18,7 @@ from streams.readers import GroupReader, IngestReader, LedgerReader
 from streams.settings import Settings
 
 CLOCK_EVERY_S = 0.1
+POINTER_EVERY_S = 1.0  # how often a worker checks the live pointer (`replay promote`)
 FEED_FLUSH_EVERY_S = 0.05  # held-back dashboard feed announcements go out this often
 
 
@@ -59,9 +60,17 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
     async def feeds() -> None:
         await pipeline.flush_feeds()
 
+    async def pointer() -> None:
+        target = await pipeline.pointer_target()
+        if target != pipeline.namespace:
+            for reader in readers:
+                if isinstance(reader, LedgerReader):
+                    reader.follow(target)
+
     if "evaluate" in roles:
         readers.append(LedgerReader(settings, pipeline, send, group_id=f"{app.conf.id}-evaluate"))
         app.timer(FEED_FLUSH_EVERY_S, name="feeds")(feeds)
+        app.timer(POINTER_EVERY_S, name="pointer")(pointer)
     if "clock" in roles:
         app.timer(CLOCK_EVERY_S, name="clock")(tick)
 
@@ -79,7 +88,7 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
             for reader in readers:
                 if isinstance(reader, IngestReader):
                     pipeline.metrics.counters["arrival_forced"] = reader.merge.forced
-            return self.json({"status": "ok", "namespace": settings.namespace, **pipeline.metrics.snapshot(),
+            return self.json({"status": "ok", "namespace": pipeline.namespace, **pipeline.metrics.snapshot(),
                               "assigned": {r.name: r.partitions for r in readers}})
 
     @app.page("/metrics")
@@ -87,7 +96,7 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
         async def get(self, request: Request) -> Response:
             return self.json(pipeline.metrics.snapshot())
 
-    _ = (tick, feeds, Health, MetricsView, stop_readers)
+    _ = (tick, feeds, pointer, Health, MetricsView, stop_readers)
     return app, pipeline
 
 

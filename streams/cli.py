@@ -11,34 +11,159 @@ def _replay(args: argparse.Namespace) -> int:
     from replay.file import main as replay_main
     from tiering.params import RuleParams
 
+    if args.action:
+        return _replay_action(args)
     if args.from_kafka:
         return _replay_kafka(args)
+    if args.standards or args.set or args.start or args.stop or args.verify:
+        print("tierstream replay: --standards, --set, --from, --to and --verify go with --from-kafka",
+              file=sys.stderr)
+        return 2
     if not args.input or not args.output:
         print("tierstream replay: --input and --output are required for the file form "
               "(or --from-kafka)", file=sys.stderr)
         return 2
-    return replay_main(args.input, args.output, RuleParams())
+    try:
+        return replay_main(args.input, args.output, RuleParams())
+    except OSError as exc:
+        print(f"tierstream replay: {exc}", file=sys.stderr)
+        return 2
+
+
+def _replay_action(args: argparse.Namespace) -> int:
+    """`tierstream replay promote NS` / `tierstream replay drop NS`."""
+    from replay.namespaces import NamespaceError, drop, promote
+    from streams.settings import Settings
+
+    settings = Settings.from_env()
+    if args.action[0] not in ("promote", "drop") or len(args.action) != 2:
+        print("tierstream replay: expected `replay promote NAMESPACE` or `replay drop NAMESPACE`", file=sys.stderr)
+        return 2
+    verb, namespace = args.action
+    try:
+        if verb == "promote":
+            old = promote(str(settings.redis), settings.namespace, namespace, settings.partitions)
+            print(f"promote: {settings.namespace!r} now names {namespace!r} (was {old!r}); workers switch "
+                  f"within a second and resume from its offsets; `tierstream replay drop {old}` when done")
+        else:
+            n = drop(str(settings.redis), settings.namespace, namespace)
+            print(f"drop: deleted {n} keys of namespace {namespace!r}")
+    except NamespaceError as exc:
+        print(f"tierstream replay {verb}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _replay_kafka(args: argparse.Namespace) -> int:
     import asyncio
+    import json
     import uuid
 
-    from replay.ledger import rebuild
-    from replay.verify import diff_namespaces
+    from replay.ledger import Bound, rebuild
+    from replay.namespaces import live_namespace
+    from replay.verify import diff_namespaces, diff_outputs
+    from replay.whatif import WhatIfError, load_standards, parse_sets, report_namespaces, table
     from streams.settings import Settings
+    from tiering.params import RuleParams
 
     settings = Settings.from_env()
-    namespace = args.namespace or f"rebuild-{uuid.uuid4().hex[:8]}"
-    result = asyncio.run(rebuild(settings, namespace, progress=True, keep_outputs=False))
+    what_if = bool(args.standards or args.set)
+    try:
+        start = Bound.parse(args.start) if args.start else None
+        stop = Bound.parse(args.stop) if args.stop else None
+        params = RuleParams()
+        if args.set:
+            params = params.with_overrides(**parse_sets(args.set))
+        if args.standards:
+            params = params.with_overrides(pinned_standards=load_standards(args.standards))
+    except (ValueError, WhatIfError) as exc:
+        print(f"tierstream replay: {exc}", file=sys.stderr)
+        return 2
+    if what_if and args.verify:
+        print("tierstream replay: --verify compares with what is live; a what-if differs on purpose", file=sys.stderr)
+        return 2
+    namespace = args.namespace or f"{'whatif' if what_if else 'rebuild'}-{uuid.uuid4().hex[:8]}"
+    result = asyncio.run(rebuild(settings, namespace, params=params, progress=True,
+                                 keep_outputs=bool(args.verify), start=start, stop=stop))
     print(f"replay: folded {result.records} ledger records into namespace {namespace!r} "
           f"in {result.seconds:.1f}s ({result.records / max(result.seconds, 1e-9):,.0f}/s)", file=sys.stderr)
+    import redis as redis_lib
+
+    r = redis_lib.Redis.from_url(str(settings.redis))
+    try:
+        live = live_namespace(r, settings.namespace)
+    finally:
+        r.close()
+    if what_if:
+        report = report_namespaces(str(settings.redis), live, namespace, settings.partitions)
+        report.update(live_namespace=live, scratch_namespace=namespace,
+                      parameters={"set": args.set or [], "standards": args.standards})
+        print(table(report))
+        if args.report:
+            with open(args.report, "w") as f:
+                json.dump(report, f, indent=2, sort_keys=True)
+            print(f"what-if: report written to {args.report}", file=sys.stderr)
+        print(f"what-if: scratch namespace {namespace!r} kept; `tierstream replay drop {namespace}` to remove it",
+              file=sys.stderr)
+        return 0
     if args.verify:
-        diffs = diff_namespaces(str(settings.redis), settings.namespace, namespace)
+        diffs = diff_namespaces(str(settings.redis), live, namespace)
+        if result.resumed:
+            print(f"verify: outputs not compared: {namespace!r} was resumed ({result.resumed} records folded by an "
+                  "earlier run, whose outputs are not at hand); rebuild into a new namespace to compare them",
+                  file=sys.stderr)
+        else:
+            diffs += diff_outputs(settings, result.outputs)
         for line in diffs[:50]:
             print(line)
-        print(f"verify: {len(diffs)} difference(s) between {settings.namespace!r} and {namespace!r}")
+        if len(diffs) > 50:
+            print(f"... and {len(diffs) - 50} more")
+        print(f"verify: {len(diffs)} difference(s) between {live!r} and {namespace!r}")
         return 1 if diffs else 0
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from replay.export import ExportError, export
+    from replay.ledger import Bound
+    from streams.settings import Settings
+
+    try:
+        start = Bound.parse(args.start) if args.start else None
+        stop = Bound.parse(args.stop) if args.stop else None
+    except ValueError as exc:
+        print(f"tierstream export: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with open(args.output, "wb") as out:
+            n = asyncio.run(export(Settings.from_env(), out, args.source, start, stop, progress=True))
+    except (ExportError, OSError) as exc:
+        print(f"tierstream export: {exc}", file=sys.stderr)
+        return 1
+    print(f"export: wrote {n} lines to {args.output} (replay them with tierstream replay --input {args.output})",
+          file=sys.stderr)
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import orjson
+
+    from replay.explain import ExplainError, explain, render
+    from streams.settings import Settings
+
+    try:
+        x = asyncio.run(explain(Settings.from_env(), args.shop, args.cycle))
+    except ExplainError as exc:
+        print(f"tierstream explain: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.write(orjson.dumps(x, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(render(x))
     return 0
 
 
@@ -106,12 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tierstream", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("replay", help="fold input events into output events (file form)")
+    r = sub.add_parser("replay", help="fold input events into output events (file form); rebuild, verify, "
+                                      "what-if from the log; `replay promote NS` / `replay drop NS`")
+    r.add_argument("action", nargs="*", help="promote NAMESPACE | drop NAMESPACE")
     r.add_argument("--input", help="input events, JSONL, in arrival order")
     r.add_argument("--output", help="where to write every output event, JSONL, in emission order")
     r.add_argument("--from-kafka", action="store_true", help="re-fold the ledger into a fresh Redis namespace")
     r.add_argument("--namespace", help="with --from-kafka: the namespace to build (default: a new one)")
     r.add_argument("--verify", action="store_true", help="with --from-kafka: compare with the live namespace")
+    r.add_argument("--from", dest="start", help="with --from-kafka: first record, an offset or an instant")
+    r.add_argument("--to", dest="stop", help="with --from-kafka: last record, an offset or an instant")
+    r.add_argument("--standards", help="what-if: industry standards (JSON) that apply throughout")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="what-if: a rule parameter (repeatable)")
+    r.add_argument("--report", help="what-if: also write the report as JSON to this file")
     r.set_defaults(func=_replay)
 
     s = sub.add_parser("simulate", help="write a realistic, seeded workload in the input contract")
@@ -140,6 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--host", default="127.0.0.1")
     db.add_argument("--port", type=int, default=8080)
     db.set_defaults(func=_dashboard)
+
+    ex = sub.add_parser("export", help="write the input topics (or the ledger) as a JSONL file for the file form")
+    ex.add_argument("--output", required=True)
+    ex.add_argument("--source", choices=["inputs", "ledger"], default="inputs")
+    ex.add_argument("--from", dest="start", help="first record: an offset or an instant")
+    ex.add_argument("--to", dest="stop", help="last record: an offset or an instant")
+    ex.set_defaults(func=_export)
+
+    xp = sub.add_parser("explain", help="a shop's assessment for a cycle and the events that fed it")
+    xp.add_argument("shop")
+    xp.add_argument("--cycle", help="the cycle's first day, e.g. 2023-01-16 (default: the latest assessed)")
+    xp.add_argument("--json", action="store_true", help="the same as JSON")
+    xp.set_defaults(func=_explain)
 
     d = sub.add_parser("devstack", help="a real Kafka and Redis on loopback for this machine")
     d.add_argument("action", choices=["up", "down", "status", "env"])

@@ -16,7 +16,7 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 
-from projections.keys import Keys
+from projections.keys import Keys, resolve_namespace
 from projections.processor import PartitionProcessor
 from projections.redis_store import FencedOut, RedisStore
 from streams import clock
@@ -57,6 +57,21 @@ class Pipeline:
         self._raise_max = self.aredis.register_script(clock.RAISE_MAX)
         self._raise_fields = self.aredis.register_script(clock.RAISE_FIELDS)
         self._evaluating = asyncio.Lock()  # one fold/commit/feed flush at a time per worker
+        # the namespace folded into: the one the live pointer of settings.namespace names, else that name
+        self.namespace = settings.namespace
+
+    async def pointer_target(self) -> str:
+        """The namespace the live pointer of settings.namespace names now (`replay promote`)."""
+        return await resolve_namespace(self.aredis, self.settings.namespace)
+
+    async def switch_namespace(self, target: str) -> None:
+        """Fold into `target` from now on. The caller (the ledger reader, under its lock) then
+        seeks every partition to the new namespace's stored offsets."""
+        async with self._evaluating:
+            info("namespace switch", old=self.namespace, new=target)
+            self.namespace = target
+            self._processors.clear()
+            self.metrics.bump("namespace_switches")
 
     async def close(self) -> None:
         await self.aredis.aclose()
@@ -171,14 +186,14 @@ class Pipeline:
     def processor(self, partition: int) -> PartitionProcessor:
         proc = self._processors.get(partition)
         if proc is None:
-            store = RedisStore(self.sredis, self.settings.namespace, partition, self.params)
+            store = RedisStore(self.sredis, self.namespace, partition, self.params)
             proc = self._processors[partition] = PartitionProcessor(
                 self.folder, store, feed_interval_s=self.settings.feed_interval_ms / 1000)
         return proc
 
     def stored_offset(self, partition: int) -> int:
         """The last ledger offset this namespace folded for the partition (-1: none)."""
-        raw = self.sredis.get(Keys(self.settings.namespace).offset(partition))
+        raw = self.sredis.get(Keys(self.namespace).offset(partition))
         return int(raw) if raw is not None else -1
 
     async def evaluate(self, partition: int, records: Sequence[tuple[int, bytes]], send: Send) -> int:

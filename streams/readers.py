@@ -65,7 +65,11 @@ class GroupReader:
         self._stopping = False
         self.partitions: list[str] = []  # "topic/partition" held now (in /health)
 
+    async def starting(self) -> None:
+        """Before joining the group."""
+
     async def run(self) -> None:
+        await self.starting()
         consumer = self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka, group_id=self.group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
@@ -201,8 +205,24 @@ class LedgerReader(GroupReader):
     def __init__(self, settings: Settings, pipeline: Pipeline, send: Send, group_id: str) -> None:
         super().__init__(settings, pipeline, [settings.topic(LEDGER)], group_id)
         self.send = send
+        self._target: str | None = None
+
+    def follow(self, namespace: str) -> None:
+        """The live pointer names `namespace` (a promote): switch to it at the next batch."""
+        self._target = namespace
+
+    async def starting(self) -> None:
+        target = await self.pipeline.pointer_target()
+        if target != self.pipeline.namespace:
+            await self.pipeline.switch_namespace(target)
 
     async def handle(self, consumer: AIOKafkaConsumer, got: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        target, self._target = self._target, None
+        if target is not None and target != self.pipeline.namespace:
+            # what was fetched belongs to the old namespace's positions: drop it, switch, seek, fetch again
+            await self.pipeline.switch_namespace(target)
+            await self.on_assigned(consumer, consumer.assignment())
+            return
         done: dict[TopicPartition, int] = {}
         for tp in sorted(got):
             records = got[tp]

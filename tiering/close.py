@@ -137,6 +137,8 @@ class Closer:
         industry = timeline_at(shop.attrs.get("industry", []), b) or "*"
         standards = store.clock.standards
         for name in (industry, "*"):
+            if name in self.p.pinned_standards:
+                return name, self.p.pinned_standards[name]
             configured = timeline_at(standards.get(name, []), b, inclusive=True)
             if configured is not None:
                 return name, configured

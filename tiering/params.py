@@ -62,6 +62,8 @@ class RuleParams:
     b_edition_cutoff_ms: int = 1_631_203_200_000  # 2021-09-10 00:00 Asia/Shanghai
     dedupe_cycles: int = 2
     standards: dict[str, Standard] = field(default_factory=lambda: dict(DEFAULT_STANDARDS))
+    # what-if: standards that apply whatever the history configured (industry_standard_changed)
+    pinned_standards: dict[str, Standard] = field(default_factory=dict)
     calendar: Calendar = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
