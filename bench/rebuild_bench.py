@@ -1,0 +1,113 @@
+"""Benchmark the rebuild from the log: ledger → fold → Redis, beside raw aiokafka consumption.
+
+    python -m bench.rebuild_bench [--shops 300] [--days 40] [--seed 7]
+
+A simulated workload is validated (as ingest does) and written straight to a fresh ledger
+topic on the devstack — shop events keyed by shop, global events to every partition, and a
+watermark marker on every partition each simulated 15 minutes of event time, so cycles
+close as they do live. Then, in the same run:
+
+1. raw: a plain aiokafka consumer reads the whole ledger (no decoding): the baseline;
+2. rebuild: `replay.ledger.rebuild` folds it into a fresh Redis namespace (the same fold,
+   Redis store and read models as the worker).
+
+Reported: records, records/s of each, and the ratio. The ledger and namespace are removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+
+import redis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench.simulate import SimConfig, Simulator
+from devstack import stack
+from replay.ledger import rebuild
+from streams.clock import marker
+from streams.ingest import encode, route
+from streams.settings import Secret, Settings
+from streams.topics import LEDGER, ensure_topics
+from tiering.params import RuleParams
+
+TICK_MS = 15 * 60_000
+
+
+async def write_ledger(s: Settings, cfg: SimConfig) -> int:
+    lateness = RuleParams().lateness_ms
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka, acks=1, linger_ms=20, max_batch_size=1 << 20)
+    await producer.start()
+    n, last_tick, max_ts = 0, None, None
+    try:
+        for i, line in enumerate(Simulator(cfg).lines()):
+            r = route(line, "orders", 0, i, s.partitions)
+            if r.event is None:
+                continue
+            value = encode(r.event)
+            for p in r.partitions if r.partitions is not None else (None,):
+                await producer.send(s.topic(LEDGER), value, key=r.key, partition=p)
+                n += 1
+            max_ts = max(max_ts or r.event["ts"], r.event["ts"])
+            tick = (max_ts - lateness) // TICK_MS
+            if last_tick is None or tick > last_tick:
+                last_tick = tick
+                m = encode(marker(max_ts - lateness))
+                for p in range(s.partitions):
+                    await producer.send(s.topic(LEDGER), m, partition=p)
+                    n += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return n
+
+
+async def raw_consume(s: Settings, n: int) -> float:
+    c = AIOKafkaConsumer(bootstrap_servers=s.kafka, group_id=None, enable_auto_commit=False,
+                         auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
+    await c.start()
+    try:
+        c.assign([TopicPartition(s.topic(LEDGER), p) for p in range(s.partitions)])
+        got, t0 = 0, time.perf_counter()
+        while got < n:
+            batch = await c.getmany(timeout_ms=1000, max_records=10_000)
+            got += sum(len(v) for v in batch.values())
+        return time.perf_counter() - t0
+    finally:
+        await c.stop()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shops", type=int, default=300)
+    ap.add_argument("--days", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    cfg = stack.StackConfig.from_env()
+    for line in stack.up(cfg):
+        print(line)
+    tag = os.urandom(3).hex()
+    s = Settings(kafka=cfg.bootstrap, redis=Secret(cfg.redis_url), topic_prefix=f"rbench{tag}-",
+                 namespace=f"rbench{tag}")
+    asyncio.run(ensure_topics(s))
+    try:
+        n = asyncio.run(write_ledger(s, SimConfig(shops=args.shops, days=args.days, seed=args.seed)))
+        raw_s = asyncio.run(raw_consume(s, n))
+        result = asyncio.run(rebuild(s, s.namespace, keep_outputs=False))
+        out = {"ledger_records": n, "raw_records_per_s": round(n / raw_s),
+               "rebuild_records_per_s": round(result.records / result.seconds),
+               "ratio_to_raw": round((result.records / result.seconds) / (n / raw_s), 3),
+               "rebuild_seconds": round(result.seconds, 1)}
+        print(json.dumps(out, indent=2))
+    finally:
+        stack.delete_topics(cfg, f"^rbench{tag}-")
+        stack.delete_keys(cfg, f"^rbench{tag}:")
+        redis.Redis.from_url(cfg.redis_url).close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
