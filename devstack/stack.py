@@ -293,8 +293,16 @@ def _stop(pidfile: Path, name: str, timeout: float = 30.0) -> str:
     return f"{name} stopped (pid {pid})"
 
 
+def stop_kafka(cfg: StackConfig) -> str:
+    return _stop(cfg.home / "kafka.pid", "kafka")
+
+
+def stop_redis(cfg: StackConfig) -> str:
+    return _stop(cfg.home / "redis.pid", "redis")
+
+
 def down(cfg: StackConfig) -> list[str]:
-    return [_stop(cfg.home / "kafka.pid", "kafka"), _stop(cfg.home / "redis.pid", "redis")]
+    return [stop_kafka(cfg), stop_redis(cfg)]
 
 
 def status(cfg: StackConfig) -> tuple[bool, list[str]]:

@@ -18,6 +18,7 @@ from streams.readers import GroupReader, IngestReader, LedgerReader
 from streams.settings import Settings
 
 CLOCK_EVERY_S = 0.1
+READER_RESTART_MIN_S, READER_RESTART_MAX_S = 0.5, 10.0
 POINTER_EVERY_S = 1.0  # how often a worker checks the live pointer (`replay promote`)
 FEED_FLUSH_EVERY_S = 0.05  # held-back dashboard feed announcements go out this often
 
@@ -69,10 +70,10 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
 
     if "evaluate" in roles:
         readers.append(LedgerReader(settings, pipeline, send, group_id=f"{app.conf.id}-evaluate"))
-        app.timer(FEED_FLUSH_EVERY_S, name="feeds")(feeds)
-        app.timer(POINTER_EVERY_S, name="pointer")(pointer)
+        app.timer(FEED_FLUSH_EVERY_S, name="feeds")(_tolerant(pipeline, "feeds", feeds))
+        app.timer(POINTER_EVERY_S, name="pointer")(_tolerant(pipeline, "pointer", pointer))
     if "clock" in roles:
-        app.timer(CLOCK_EVERY_S, name="clock")(tick)
+        app.timer(CLOCK_EVERY_S, name="clock")(_tolerant(pipeline, "clock", tick))
 
     for reader in readers:
         app.task(_supervised(app, reader))
@@ -100,16 +101,47 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
     return app, pipeline
 
 
-def _supervised(app: faust.App, reader: GroupReader) -> Callable[[], Awaitable[None]]:
+def _tolerant(pipeline: Pipeline, name: str, step: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """A timer step that survives the broker or Redis going away: it fails this tick and tries the next
+    (logged once per incident, counted in /health)."""
+    failing = [False]
+
     async def run() -> None:
         try:
-            await reader.run()
+            await step()
+            failing[0] = False
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the worker must not go on without a reader: stop it, loudly
-            info(f"{reader.name} reader failed; stopping the worker", error=repr(exc))
-            await app.crash(exc)
-            raise
+        except Exception as exc:
+            pipeline.metrics.bump(f"{name}_errors")
+            if not failing[0]:
+                info(f"{name} step failed; retrying every tick", error=repr(exc))
+            failing[0] = True
+    return run
+
+
+def _supervised(app: faust.App, reader: GroupReader) -> Callable[[], Awaitable[None]]:
+    """Run a reader; when it fails (the broker or Redis went away), start it again from what was
+    committed, with a growing pause. A restarted reader re-reads: ingest from its group's committed
+    offsets (duplicates are dropped by the dedupe store and the fold), evaluate from the offsets
+    stored in Redis (records at or below them are skipped), so a failure loses nothing."""
+    async def run() -> None:
+        pause = READER_RESTART_MIN_S
+        while True:
+            started = asyncio.get_running_loop().time()
+            try:
+                await reader.run()
+                return  # stopped on purpose
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if asyncio.get_running_loop().time() - started > 60:
+                    pause = READER_RESTART_MIN_S  # it had been running fine: a new incident
+                reader.pipeline.metrics.bump(f"{reader.name}_restarts")
+                info(f"{reader.name} reader failed; restarting", error=repr(exc), pause_s=pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, READER_RESTART_MAX_S)
+                reader.reset()
     return run
 
 

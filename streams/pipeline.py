@@ -196,6 +196,10 @@ class Pipeline:
         raw = self.sredis.get(Keys(self.namespace).offset(partition))
         return int(raw) if raw is not None else -1
 
+    def forget(self) -> None:
+        """Drop the per-partition processors (their cached clock and offset): the next batch loads afresh."""
+        self._processors.clear()
+
     async def evaluate(self, partition: int, records: Sequence[tuple[int, bytes]], send: Send) -> int:
         """Fold one partition's ledger records into Redis and publish the outputs; return outputs sent.
 

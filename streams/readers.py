@@ -92,6 +92,9 @@ class GroupReader:
     def stop(self) -> None:
         self._stopping = True
 
+    def reset(self) -> None:
+        """Forget what a failed run held, before running again (it is read again)."""
+
     async def handle(self, consumer: AIOKafkaConsumer, got: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         raise NotImplementedError
 
@@ -149,6 +152,12 @@ class IngestReader(GroupReader):
 
     async def closing(self, consumer: AIOKafkaConsumer) -> None:
         await self._commit(consumer)
+
+    def reset(self) -> None:
+        forced = self.merge.forced
+        self.merge = ArrivalMerge(max_hold_s=ARRIVAL_MAX_HOLD_S)
+        self.merge.forced = forced
+        self._released_upto = {}
 
     async def _flush(self, consumer: AIOKafkaConsumer) -> None:
         assigned = sorted(consumer.assignment())
@@ -210,6 +219,9 @@ class LedgerReader(GroupReader):
     def follow(self, namespace: str) -> None:
         """The live pointer names `namespace` (a promote): switch to it at the next batch."""
         self._target = namespace
+
+    def reset(self) -> None:
+        self.pipeline.forget()
 
     async def starting(self) -> None:
         target = await self.pipeline.pointer_target()

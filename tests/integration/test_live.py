@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import io
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -156,3 +162,102 @@ def test_two_evaluate_workers_equal_one(live_run: tuple[Settings, list[bytes], d
         for w in workers:
             w.stop()
         delete_namespace(str(s.redis), s2.namespace)
+
+
+def test_sigkill_mid_stream_then_restart_equals_a_clean_replay(
+        kafka_bootstrap: str, redis_url: str, unique: str, workload: bytes, tmp_path: Path) -> None:
+    """A worker killed with SIGKILL while input is arriving, then restarted: Redis ends equal to a
+    clean replay of the ledger and no output id carries two payloads."""
+    s = settings_for(kafka_bootstrap, redis_url, f"{unique}-crash")
+    w = Worker(s, tmp_path, "crash").start().wait_ready()
+    try:
+        producer = threading.Thread(target=produce_lines, args=(s, workload))
+        producer.start()
+        deadline = time.monotonic() + 60
+        while (w.health() or {}).get("counters", {}).get("batches", 0) < 20:  # folding, mid-stream
+            assert time.monotonic() < deadline, "the worker never got going"
+            time.sleep(0.1)
+        assert producer.is_alive(), "input should still be arriving at the kill"
+        w.kill(signal.SIGKILL)
+        w = Worker(s, tmp_path, "restarted").start().wait_ready()
+        producer.join()
+        wait_ingested([w], 1)
+        wait_caught_up(s)
+        outputs, state = consume_all(s), state_dump(redis_url, s.namespace)
+        assert_same_meaning(outputs)
+        replay_outputs, replay_state = rebuilt(s, f"{unique}-crash-rebuild")
+        assert replay_state == state
+        assert set(replay_outputs) <= set(outputs)
+    finally:
+        w.stop()
+        delete_namespace(redis_url, s.namespace)
+
+
+def ledger_event_ids(s: Settings) -> set[str]:
+    from replay.export import export
+
+    buf = io.BytesIO()
+    asyncio.run(export(s, buf, source="ledger"))
+    return {orjson.loads(ln)["event_id"] for ln in buf.getvalue().splitlines()}
+
+
+def valid_event_ids(lines: bytes) -> set[str]:
+    from tiering.contract import InvalidEvent, parse_line
+
+    ids = set()
+    for ln in lines.splitlines():
+        with contextlib.suppress(InvalidEvent):
+            ids.add(parse_line(ln)["event_id"])
+    return ids
+
+
+@pytest.mark.parametrize("service", ["redis", "kafka"])
+def test_a_restart_of_redis_or_the_broker_mid_stream_loses_nothing(
+        service: str, devstack: Any, kafka_bootstrap: str, redis_url: str, unique: str, workload: bytes,
+        tmp_path: Path) -> None:
+    """The worker keeps running while Redis (AOF) or the broker stops and starts again mid-stream:
+    every valid input event reaches the ledger, and Redis ends equal to a clean replay of it."""
+    from devstack import stack
+
+    if os.environ.get("TIERSTREAM_TEST_EXTERNAL") == "1":
+        pytest.fail("restart tests need the project's own devstack (unset TIERSTREAM_TEST_EXTERNAL)")
+    s = settings_for(kafka_bootstrap, redis_url, f"{unique}-{service}")
+    lines = workload.splitlines()
+    first, second = b"\n".join(lines[: len(lines) // 2]) + b"\n", b"\n".join(lines[len(lines) // 2:]) + b"\n"
+    w = Worker(s, tmp_path, f"restart-{service}").start().wait_ready()
+    try:
+        produce_lines(s, first)
+        deadline = time.monotonic() + 60
+        while (w.health() or {}).get("counters", {}).get("batches", 0) < 5:
+            assert time.monotonic() < deadline, "the worker never got going"
+            time.sleep(0.1)
+        if service == "redis":
+            stack.stop_redis(devstack)
+            time.sleep(2)
+            stack.redis_up(devstack)
+        else:
+            stack.stop_kafka(devstack)
+            time.sleep(2)
+            stack.kafka_up(devstack)
+        produce_lines(s, second)
+        deadline = time.monotonic() + 120
+        while True:  # the worker's own readers came back and took in the second half
+            h = w.health() or {}
+            if h.get("counters", {}).get("events_in", 0) >= len(lines) // 2 + 1 and h.get("assigned", {}).get(
+                    "evaluate"):
+                break
+            assert time.monotonic() < deadline, f"the worker did not resume after the {service} restart\n{w.tail()}"
+            time.sleep(0.5)
+        wait_caught_up(s)
+        assert w.proc is not None and w.proc.poll() is None, "the worker should have survived"
+        counters = (w.health() or {}).get("counters", {})
+        if service == "redis":  # the clock reads Redis every 0.1 s: the outage was felt and survived
+            assert sum(v for k, v in counters.items() if k.endswith(("_errors", "_restarts"))) > 0, counters
+        assert valid_event_ids(workload) <= ledger_event_ids(s)
+        state = state_dump(redis_url, s.namespace)
+        _outputs, replay_state = rebuilt(s, f"{unique}-{service}-rebuild")
+        assert replay_state == state
+        assert_same_meaning(consume_all(s))
+    finally:
+        w.stop()
+        delete_namespace(redis_url, s.namespace)
