@@ -22,6 +22,24 @@ from tiering.params import RuleParams
 from tiering.state import Clock, CycleCounters, Fact, Member, ShopState
 from tiering.view import tier_class
 
+MGET_CHUNK = 1000  # keys per MGET
+COUNTS_CHUNK = 1000  # shops per counts script call
+# Per shop (KEYS: its effective and quality zsets), at its boundary b (ARGV[1 + i]): members (ZCARD),
+# quality and effective members (until > b), and, when ARGV[1] (the cycle start) is not -1, who
+# fell silent in (start, b]. One call for a thousand shops instead of four commands per shop.
+COUNTS_LUA = """
+local start = ARGV[1]
+local out = {}
+for i = 1, #KEYS / 2 do
+  local eff, q, b = KEYS[2 * i - 1], KEYS[2 * i], ARGV[i + 1]
+  local silent = {}
+  if start ~= '-1' then silent = redis.call('ZRANGEBYSCORE', eff, '(' .. start, b) end
+  out[i] = {redis.call('ZCARD', eff), redis.call('ZCOUNT', q, '(' .. b, '+inf'),
+            redis.call('ZCOUNT', eff, '(' .. b, '+inf'), silent}
+end
+return out
+"""
+
 Index = tuple[bool, int | None, int | None]  # (counted, quality_until, effective_until)
 _ABSENT: Index = (False, None, None)
 
@@ -121,6 +139,7 @@ class RedisStore:
         self.clock = Clock()
         self.offset = -1
         self.loaded_marks: tuple[int | None, int | None, int] = (None, None, 0)
+        self._counts_script = client.register_script(COUNTS_LUA)
         self._reset()
 
     def _reset(self) -> None:
@@ -298,68 +317,72 @@ class RedisStore:
     def prepare_close(self, start: int, end: int) -> None:
         shops = self.shop_ids()
         self.load_shops(shops, start)
+        self.load_shops(shops, end)  # the new cycle's counters: the close reads them (third-party cap)
         self.fetch_counts(shops, end, start)
 
     def load_shops(self, shops: Sequence[str], cycle: int) -> None:
         """Fetch, in one round trip, the states of shops not read yet and their counters of `cycle`."""
         missing = [s for s in shops if s not in self._shops]
-        pipe = self.r.pipeline(transaction=False)
-        for s in missing:
-            pipe.get(self.keys.shop(s))
         need = [s for s in shops if (s, cycle) not in self._counters]
-        for s in need:
-            pipe.get(self.keys.counters(s, cycle))
         if not missing and not need:
             return
-        res = iter(pipe.execute())
+        pipe = self.r.pipeline(transaction=False)
+        for i in range(0, len(missing), MGET_CHUNK):
+            pipe.mget([self.keys.shop(s) for s in missing[i:i + MGET_CHUNK]])
+        for i in range(0, len(need), MGET_CHUNK):
+            pipe.mget([self.keys.counters(s, cycle) for s in need[i:i + MGET_CHUNK]])
+        res = iter(raw for chunk in pipe.execute() for raw in chunk)
         for s in missing:
             self._loaded_shop(s, next(res))
         for s in need:
             raw = next(res)
             self._counters[(s, cycle)] = codec.decode_counters(raw) if raw is not None else None
 
+    def _counts(self, shops: Sequence[str], boundaries: Sequence[int], start: int | None = None) -> list[Any]:
+        """One script call: per shop (members, quality, effective) at its boundary [, who fell silent]."""
+        keys = [k for s in shops for k in (self.keys.effective(s), self.keys.quality(s))]
+        out: list[Any] = []
+        for i in range(0, len(shops), COUNTS_CHUNK):
+            part = slice(i, i + COUNTS_CHUNK)
+            out += self._counts_script(keys=keys[2 * i:2 * (i + COUNTS_CHUNK)],
+                                       args=[-1 if start is None else start, *boundaries[part]])
+        return out
+
     def fetch_counts_at(self, instants: dict[str, int]) -> None:
         """Member counts of several shops, each at its own instant, in one round trip."""
         todo = [(s, t) for s, t in sorted(instants.items()) if t not in self.members(s).base_counts]
         if not todo:
             return
-        pipe = self.r.pipeline(transaction=False)
-        for s, t in todo:
-            self._queue_counts(pipe, s, t)
-        res = iter(pipe.execute())
-        for s, t in todo:
-            self.members(s).base_counts[t] = (next(res), next(res), next(res))
-
-    def _queue_counts(self, pipe: Any, shop: str, boundary: int) -> None:
-        """(members, quality, effective) of a shop at `boundary`: until > boundary (read as 3 replies)."""
-        pipe.zcard(self.keys.effective(shop))
-        pipe.zcount(self.keys.quality(shop), f"({boundary}", "+inf")
-        pipe.zcount(self.keys.effective(shop), f"({boundary}", "+inf")
+        for (s, t), (total, quality, effective, _silent) in zip(
+                todo, self._counts([s for s, _ in todo], [t for _, t in todo]), strict=True):
+            self.members(s).base_counts[t] = (total, quality, effective)
 
     def touched_shops(self) -> list[str]:
         """Shops whose state this batch wrote (all of them after a partition-wide change)."""
         return self.shop_ids() if self._touch_all else sorted(self._touched)
 
     def fetch_counts(self, shops: Iterable[str], boundary: int, start: int | None) -> None:
-        """ZCARD/ZCOUNTs at `boundary` (and who fell silent in (start, boundary]) for shops, in one trip."""
+        """Counts at `boundary` (and who fell silent in (start, boundary]) for shops, in one script call."""
         shops = list(shops)
-        pipe = self.r.pipeline(transaction=False)
-        for s in shops:
-            self._queue_counts(pipe, s, boundary)
-            if start is not None:
-                pipe.zrangebyscore(self.keys.effective(s), f"({start}", boundary)
-        res = iter(pipe.execute())
-        for s in shops:
+        for s, (total, quality, effective, silent) in zip(
+                shops, self._counts(shops, [boundary] * len(shops), start), strict=True):
             idx = self.members(s)
-            idx.base_counts[boundary] = (next(res), next(res), next(res))
+            idx.base_counts[boundary] = (total, quality, effective)
             if start is not None:
-                idx.base_silent[(start, boundary)] = [u.decode() for u in next(res)]
+                idx.base_silent[(start, boundary)] = [u.decode() for u in silent]
+        pipe = self.r.pipeline(transaction=False)
+        wanted: list[tuple[str, list[str]]] = []
         for s in shops:  # members who fell silent are read next: fetch their records together
             idx = self.members(s)
             users = [u for u in idx.base_silent.get((start, boundary), []) if u not in idx.cache] \
                 if start is not None else []
             if users:
-                for user, raw in zip(users, self.r.hmget(self.keys.members(s), users), strict=True):
+                wanted.append((s, users))
+                pipe.hmget(self.keys.members(s), users)
+        if wanted:
+            for (s, users), raws in zip(wanted, pipe.execute(), strict=True):
+                idx = self.members(s)
+                for user, raw in zip(users, raws, strict=True):
                     idx.loaded(user, raw)
 
     def shop(self, shop_id: str) -> ShopState | None:
