@@ -21,6 +21,7 @@ from projections.processor import PartitionProcessor
 from projections.redis_store import FencedOut, RedisStore
 from streams import clock
 from streams.ingest import encode, route
+from streams.ledger_writer import LedgerRecord, LedgerWriter
 from streams.metrics import Metrics, info
 from streams.settings import Settings
 from streams.topics import INPUT_TOPICS, LEDGER
@@ -108,14 +109,17 @@ class Pipeline:
 
     # -- ingest ------------------------------------------------------------------------------
 
-    async def ingest(self, batch: Sequence[InputMessage], send: Send) -> dict[str, int]:
-        """Validate, drop duplicates, append to the ledger; return the largest ts sent per input partition."""
+    async def ingest(self, batch: Sequence[InputMessage], send: Send, ledger: LedgerWriter) -> dict[str, int]:
+        """Validate, drop duplicates, append to the ledger; return the largest ts sent per input partition.
+
+        Dead letters go through `send`; valid events to the ledger a produce batch per partition."""
         n = self.settings.partitions
         routed = [(m, route(m.value, m.topic, m.partition, m.offset, n, m.fanned_out)) for m in batch]
         self.metrics.bump("events_in", len(batch))
         seen = await self._seen([(self._dedupe_id(m, r.event), r.event["ts"]) for m, r in routed
                                  if r.event is not None])
         futures: list[Any] = []
+        appended: list[LedgerRecord] = []
         fresh: list[tuple[str, int]] = []
         max_ts: dict[str, int] = {}
         for m, r in routed:
@@ -132,9 +136,11 @@ class Pipeline:
             fresh.append((eid, r.event["ts"]))
             value = encode(r.event)
             for p in r.partitions if r.partitions is not None else (None,):
-                futures.append(await send(self.settings.topic(LEDGER), r.key, value, p))
+                appended.append((r.key, value, p))
             tp = f"{m.topic}/{m.partition}"
             max_ts[tp] = max(max_ts.get(tp, r.event["ts"]), r.event["ts"])
+        if appended:
+            await ledger.write(self.settings.topic(LEDGER), appended)
         await asyncio.gather(*futures)
         if fresh:
             pipe = self.aredis.pipeline(transaction=False)

@@ -37,6 +37,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from streams.arrival import ArrivalMerge
 from streams.ingest import FANOUT_HEADER
+from streams.ledger_writer import LedgerWriter
 from streams.metrics import info
 from streams.pipeline import InputMessage, Pipeline, Send
 from streams.settings import Settings
@@ -138,6 +139,7 @@ class IngestReader(GroupReader):
     def __init__(self, settings: Settings, pipeline: Pipeline, send: Send, group_id: str) -> None:
         super().__init__(settings, pipeline, [settings.topic(t) for t in INPUT_TOPICS], group_id)
         self.send = send
+        self.ledger = LedgerWriter(settings.kafka, settings.partitions)
         self.merge: ArrivalMerge[Any] = ArrivalMerge(max_hold_s=ARRIVAL_MAX_HOLD_S)
         self._prefix_len = len(settings.topic_prefix)
         self._released_upto: dict[TopicPartition, int] = {}  # next offset to commit per partition
@@ -150,39 +152,39 @@ class IngestReader(GroupReader):
                 self.merge.add(key, r.timestamp, r.offset, r, received)
         await self._flush(consumer)
 
+    async def starting(self) -> None:
+        await self.ledger.start()
+
     async def closing(self, consumer: AIOKafkaConsumer) -> None:
         await self._commit(consumer)
+        await self.ledger.stop()
 
     def reset(self) -> None:
         forced = self.merge.forced
         self.merge = ArrivalMerge(max_hold_s=ARRIVAL_MAX_HOLD_S)
         self.merge.forced = forced
         self._released_upto = {}
+        self.ledger = LedgerWriter(self.settings.kafka, self.settings.partitions)  # a failed producer is not reused
 
     async def _flush(self, consumer: AIOKafkaConsumer) -> None:
         assigned = sorted(consumer.assignment())
         keys = [(tp.topic, tp.partition) for tp in assigned]
-
-        def highwater(key: Any) -> int | None:
-            hw: int | None = consumer.highwater(TopicPartition(*key))
-            return hw
-
-        def observed(key: Any) -> float | None:
-            at: float | None = consumer.last_poll_timestamp(TopicPartition(*key))
-            return at
-
-        ready = self.merge.release(keys, highwater, time.monotonic(), observed)
+        # read once per flush: they only change when a fetch response is processed, not during a release
+        highwater: dict[Any, int | None] = {k: consumer.highwater(tp) for k, tp in zip(keys, assigned, strict=True)}
+        observed: dict[Any, float | None] = {k: consumer.last_poll_timestamp(tp)
+                                             for k, tp in zip(keys, assigned, strict=True)}
+        ready = self.merge.release(keys, highwater.get, time.monotonic(), observed.get)
         sent = await self._send(ready) if ready else {}
         if ready:
             await self._commit(consumer)
-        pending = {f"{tp.topic[self._prefix_len:]}/{tp.partition}": self.merge.waiting(
-            (tp.topic, tp.partition), consumer.highwater(tp)) for tp in assigned}
+        pending = {f"{tp.topic[self._prefix_len:]}/{tp.partition}": self.merge.waiting(k, highwater[k])
+                   for k, tp in zip(keys, assigned, strict=True)}
         await self.pipeline.report_progress(sent, pending)
 
     async def _send(self, ready: list[Any]) -> dict[str, int]:
         batch = [InputMessage(r.topic[self._prefix_len:], r.partition, r.offset, r.value, _fanned_out(r.headers))
                  for r in ready]
-        sent = await self.pipeline.ingest(batch, self.send)
+        sent = await self.pipeline.ingest(batch, self.send, self.ledger)
         for r in ready:
             self._released_upto[TopicPartition(r.topic, r.partition)] = r.offset + 1
         return sent
