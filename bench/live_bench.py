@@ -99,9 +99,9 @@ async def produce(s: Settings, n: int, shops: int, rate: float | None, start: in
     return sent
 
 
-async def raw_consume(s: Settings, n: int) -> float:
-    """Seconds for raw aiokafka to read n records of the input topic from the beginning."""
-    c = AIOKafkaConsumer(s.topic("orders"), bootstrap_servers=s.kafka, group_id=None, auto_offset_reset="earliest",
+async def raw_consume(s: Settings, n: int, topic: str = "orders") -> float:
+    """Seconds for raw aiokafka to read n records of `topic` from the beginning: the baseline."""
+    c = AIOKafkaConsumer(s.topic(topic), bootstrap_servers=s.kafka, group_id=None, auto_offset_reset="earliest",
                          enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024)
     await c.start()
     try:

@@ -20,11 +20,11 @@ import argparse
 import asyncio
 import json
 import os
-import time
 
 import redis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
+from bench.live_bench import raw_consume
 from bench.simulate import SimConfig, Simulator
 from devstack import stack
 from replay.ledger import rebuild
@@ -65,21 +65,6 @@ async def write_ledger(s: Settings, cfg: SimConfig) -> int:
     return n
 
 
-async def raw_consume(s: Settings, n: int) -> float:
-    c = AIOKafkaConsumer(bootstrap_servers=s.kafka, group_id=None, enable_auto_commit=False,
-                         auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
-    await c.start()
-    try:
-        c.assign([TopicPartition(s.topic(LEDGER), p) for p in range(s.partitions)])
-        got, t0 = 0, time.perf_counter()
-        while got < n:
-            batch = await c.getmany(timeout_ms=1000, max_records=10_000)
-            got += sum(len(v) for v in batch.values())
-        return time.perf_counter() - t0
-    finally:
-        await c.stop()
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shops", type=int, default=300)
@@ -95,7 +80,7 @@ def main() -> int:
     asyncio.run(ensure_topics(s))
     try:
         n = asyncio.run(write_ledger(s, SimConfig(shops=args.shops, days=args.days, seed=args.seed)))
-        raw_s = asyncio.run(raw_consume(s, n))
+        raw_s = asyncio.run(raw_consume(s, n, LEDGER))
         result = asyncio.run(rebuild(s, s.namespace, keep_outputs=False))
         out = {"ledger_records": n, "raw_records_per_s": round(n / raw_s),
                "rebuild_records_per_s": round(result.records / result.seconds),
