@@ -67,6 +67,15 @@ def pointer_key(name: str) -> str:
     return f"tierstream:pointer:{name}"
 
 
-async def resolve_namespace(client: Any, name: str) -> str:
-    raw = await client.get(pointer_key(name))
+def _pointed(raw: bytes | None, name: str) -> str:
     return raw.decode() if raw is not None else name
+
+
+async def resolve_namespace(client: Any, name: str) -> str:
+    """The namespace readers of `name` use now (redis.asyncio client)."""
+    return _pointed(await client.get(pointer_key(name)), name)
+
+
+def resolve_namespace_sync(client: Any, name: str) -> str:
+    """The same with a blocking client (the command line)."""
+    return _pointed(client.get(pointer_key(name)), name)

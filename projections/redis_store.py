@@ -316,27 +316,26 @@ class RedisStore:
 
     def prepare_close(self, start: int, end: int) -> None:
         shops = self.shop_ids()
-        self.load_shops(shops, start)
-        self.load_shops(shops, end)  # the new cycle's counters: the close reads them (third-party cap)
+        self.load_shops(shops, start, end)  # the new cycle's counters too: the close reads them (third-party cap)
         self.fetch_counts(shops, end, start)
 
-    def load_shops(self, shops: Sequence[str], cycle: int) -> None:
-        """Fetch, in one round trip, the states of shops not read yet and their counters of `cycle`."""
+    def load_shops(self, shops: Sequence[str], *cycles: int) -> None:
+        """Fetch, in one round trip, the states of shops not read yet and their counters of `cycles`."""
         missing = [s for s in shops if s not in self._shops]
-        need = [s for s in shops if (s, cycle) not in self._counters]
+        need = [(s, c) for c in cycles for s in shops if (s, c) not in self._counters]
         if not missing and not need:
             return
         pipe = self.r.pipeline(transaction=False)
         for i in range(0, len(missing), MGET_CHUNK):
             pipe.mget([self.keys.shop(s) for s in missing[i:i + MGET_CHUNK]])
         for i in range(0, len(need), MGET_CHUNK):
-            pipe.mget([self.keys.counters(s, cycle) for s in need[i:i + MGET_CHUNK]])
+            pipe.mget([self.keys.counters(s, c) for s, c in need[i:i + MGET_CHUNK]])
         res = iter(raw for chunk in pipe.execute() for raw in chunk)
         for s in missing:
             self._loaded_shop(s, next(res))
-        for s in need:
+        for key in need:
             raw = next(res)
-            self._counters[(s, cycle)] = codec.decode_counters(raw) if raw is not None else None
+            self._counters[key] = codec.decode_counters(raw) if raw is not None else None
 
     def _counts(self, shops: Sequence[str], boundaries: Sequence[int], start: int | None = None) -> list[Any]:
         """One script call: per shop (members, quality, effective) at its boundary [, who fell silent]."""

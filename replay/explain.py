@@ -14,11 +14,10 @@ from typing import Any
 
 import orjson
 import redis
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
 
-from projections.keys import Keys
-from replay.namespaces import live_namespace
+from projections.keys import Keys, resolve_namespace_sync
+from replay.export import read_to_end
+from streams.ledger_writer import partition_for
 from streams.settings import Settings
 from streams.topics import LEDGER
 from tiering.contract import GLOBAL_TYPES
@@ -38,30 +37,11 @@ class ExplainError(LookupError):
     """Nothing to explain (unknown shop or cycle); the message says what was looked for."""
 
 
-def _partition(shop: str, partitions: int) -> int:
-    return int(DefaultPartitioner()(shop.encode(), list(range(partitions)), list(range(partitions))))
-
-
 async def _scan(settings: Settings, topic: str, partition: int, keep: Any) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        tp = TopicPartition(settings.topic(topic), partition)
-        end = (await consumer.end_offsets([tp]))[tp]
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        out = []
-        while await consumer.position(tp) < end:
-            for records in (await consumer.getmany(tp, timeout_ms=1000, max_records=20_000)).values():
-                for r in records:
-                    if r.offset < end:
-                        obj = orjson.loads(r.value)
-                        if keep(obj):
-                            out.append(obj)
-        return out
-    finally:
-        await consumer.stop()
+    """The decoded records of one partition that `keep` accepts."""
+    records = await read_to_end(settings, [settings.topic(topic)], lambda r: keep(orjson.loads(r.value)),
+                                partitions=[partition])
+    return [orjson.loads(r.value) for r in records]
 
 
 def _cycle_bounds(params: RuleParams, cycle_id: str) -> tuple[int, int]:
@@ -83,12 +63,12 @@ async def explain(settings: Settings, shop: str, cycle: str | None = None,
     params = params or RuleParams()
     if cycle is not None:
         _cycle_bounds(params, cycle)  # a malformed cycle id is told before anything is read
-    part = _partition(shop, settings.partitions)
+    part = partition_for(shop.encode(), settings.partitions)
     assessed = await _scan(settings, "tier-assessments", part,
                            lambda o: o.get("shop_id") == shop and o.get("type") == "tier_assessed")
     r: Any = redis.Redis.from_url(str(settings.redis))
     try:
-        raw_view = r.get(Keys(live_namespace(r, settings.namespace)).view(shop))
+        raw_view = r.get(Keys(resolve_namespace_sync(r, settings.namespace)).view(shop))
     finally:
         r.close()
     view = orjson.loads(raw_view) if raw_view is not None else None

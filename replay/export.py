@@ -16,6 +16,7 @@ person replays offline (a million records ≈ a few hundred MB).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import IO, Any
 
 import orjson
@@ -32,8 +33,10 @@ class ExportError(RuntimeError):
     """Nothing to export from where it was asked; the message says why."""
 
 
-async def _read_all(settings: Settings, topics: list[str], start: Bound | None, stop: Bound | None,
-                    progress: bool) -> list[Any]:
+async def read_to_end(settings: Settings, topics: list[str], keep: Callable[[Any], bool],
+                      partitions: list[int] | None = None, label: str | None = None) -> list[Any]:
+    """Every record of the topics' partitions (all, or `partitions`) up to their end offsets now,
+    that `keep` accepts; progress on stderr under `label`. Export and explain read with it."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
     await consumer.start()
@@ -41,7 +44,8 @@ async def _read_all(settings: Settings, topics: list[str], start: Bound | None, 
         missing = sorted(set(topics) - await consumer.topics())
         if missing:
             raise ExportError(f"no such topic(s): {', '.join(missing)} (is TIERSTREAM_TOPIC_PREFIX right?)")
-        tps = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
+        numbers = partitions if partitions is not None else range(settings.partitions)
+        tps = [TopicPartition(t, p) for t in topics for p in numbers]
         ends = await consumer.end_offsets(tps)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -54,29 +58,26 @@ async def _read_all(settings: Settings, topics: list[str], start: Bound | None, 
                                          max_records=20_000)
             for tp, records in got.items():
                 for r in records:
-                    if r.offset >= ends[tp]:
-                        continue
-                    read += 1
-                    if start is not None and not _at_or_after(start, r.offset, r.timestamp):
-                        continue
-                    if stop is not None and not stop.before(r.offset, r.timestamp):
-                        continue
-                    out.append(r)
+                    if r.offset < ends[tp]:
+                        read += 1
+                        if keep(r):
+                            out.append(r)
                 if records:
                     position[tp] = records[-1].offset + 1
-            if progress:
-                print(f"\rexport: read {read}/{total} records", end="", file=sys.stderr, flush=True)
-        if progress:
+            if label:
+                print(f"\r{label}: read {read}/{total} records", end="", file=sys.stderr, flush=True)
+        if label:
             print(file=sys.stderr)
         return out
     finally:
         await consumer.stop()
 
 
-def _at_or_after(bound: Bound, offset: int, timestamp: int) -> bool:
-    if bound.offset is not None:
-        return offset >= bound.offset
-    return bound.instant is None or timestamp >= bound.instant
+def _within(start: Bound | None, stop: Bound | None) -> Callable[[Any], bool]:
+    def keep(r: Any) -> bool:
+        return ((start is None or start.at_or_after(r.offset, r.timestamp))
+                and (stop is None or stop.before(r.offset, r.timestamp)))
+    return keep
 
 
 def _order(r: Any) -> tuple[int, str, int, int]:
@@ -87,9 +88,11 @@ async def export(settings: Settings, out: IO[bytes], source: str = "inputs", sta
                  stop: Bound | None = None, progress: bool = False) -> int:
     """Write the selected history as JSONL; return the number of lines written."""
     if source == "inputs":
-        records = await _read_all(settings, [settings.topic(t) for t in INPUT_TOPICS], start, stop, progress)
+        records = await read_to_end(settings, [settings.topic(t) for t in INPUT_TOPICS], _within(start, stop),
+                                    label="export" if progress else None)
     elif source == "ledger":
-        records = await _read_all(settings, [settings.topic(LEDGER)], start, stop, progress)
+        records = await read_to_end(settings, [settings.topic(LEDGER)], _within(start, stop),
+                                    label="export" if progress else None)
     else:
         raise ValueError(f"--source must be inputs or ledger, not {source!r}")
     n = 0

@@ -56,6 +56,12 @@ class Bound:
             raise ValueError(f"{text!r}: give the instant a timezone (e.g. {t}+08:00 or {t}Z)")
         return cls(instant=int(when.timestamp() * 1000))
 
+    def at_or_after(self, offset: int, timestamp: int) -> bool:
+        """Whether a record is at or after this bound (for `--from`: it is taken)."""
+        if self.offset is not None:
+            return offset >= self.offset
+        return self.instant is None or timestamp >= self.instant
+
     def before(self, offset: int, timestamp: int) -> bool:
         """Whether a record is at or before this bound (for `--to`: it is folded)."""
         if self.offset is not None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import redis
 
-from projections.keys import Keys, pointer_key
+from projections.keys import Keys, pointer_key, resolve_namespace_sync
 
 
 class NamespaceError(RuntimeError):
@@ -16,11 +16,6 @@ class NamespaceError(RuntimeError):
 def _has_state(r: Any, namespace: str, partitions: int) -> bool:
     keys = Keys(namespace)
     return any(v is not None for v in r.mget([keys.offset(p) for p in range(partitions)]))
-
-
-def live_namespace(r: Any, name: str) -> str:
-    raw = r.get(pointer_key(name))
-    return raw.decode() if raw is not None else name
 
 
 def promote(redis_url: str, name: str, namespace: str, partitions: int) -> str:
@@ -43,7 +38,7 @@ def drop(redis_url: str, name: str, namespace: str, batch: int = 5000) -> int:
     """Delete every key of `namespace`; refuse the one `name` currently points at. Returns keys deleted."""
     r: Any = redis.Redis.from_url(redis_url)
     try:
-        if live_namespace(r, name) == namespace:
+        if resolve_namespace_sync(r, name) == namespace:
             raise NamespaceError(f"namespace {namespace!r} is live (the pointer {name!r} names it); "
                                  "promote another one first")
         n = 0

@@ -21,6 +21,7 @@ from projections import codec
 from projections.keys import Keys
 from tiering.params import Standard
 from tiering.state import ShopState
+from tiering.view import industry_of
 
 INT_PARAMS = ("online_days_threshold", "lateness_ms", "quality_window_ms", "activity_window_ms",
               "conversion_window_ms", "grace_ms", "third_party_default_cap", "dedupe_cycles")
@@ -84,14 +85,9 @@ def shop_states(client: Any, namespace: str, partitions: int) -> dict[str, ShopS
     return {s: codec.decode_shop(v) for s, v in zip(shops, values, strict=True) if v is not None}
 
 
-def _industry(shop: ShopState) -> str:
-    tl = shop.attrs.get("industry")
-    return str(tl[-1][2]) if tl else "*"
-
-
 def compare(before: dict[str, ShopState], after: dict[str, ShopState]) -> dict[str, Any]:
     def per_tier(states: dict[str, ShopState]) -> dict[str, dict[str, int]]:
-        c: Counter[tuple[str, str]] = Counter((_industry(s), s.tier or "unassessed") for s in states.values())
+        c: Counter[tuple[str, str]] = Counter((industry_of(s), s.tier or "unassessed") for s in states.values())
         out: dict[str, dict[str, int]] = {}
         for (industry, tier), n in sorted(c.items()):
             out.setdefault(industry, {})[tier] = n
@@ -107,7 +103,7 @@ def compare(before: dict[str, ShopState], after: dict[str, ShopState]) -> dict[s
             if tb == ta:
                 continue
             cb, ca = (hb or {}).get("criteria", {}), (ha or {}).get("criteria", {})
-            moves.append({"shop_id": sid, "industry": _industry(after.get(sid) or before[sid]), "cycle": cycle,
+            moves.append({"shop_id": sid, "industry": industry_of(after.get(sid) or before[sid]), "cycle": cycle,
                           "before": tb, "after": ta, "indicators": (ha or hb or {}).get("indicators", {}),
                           "decided_by": sorted(k for k in cb.keys() | ca.keys() if cb.get(k) != ca.get(k))})
     return {"shops": len(before.keys() | after.keys()), "tiers_before": per_tier(before),

@@ -104,19 +104,20 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
 def _tolerant(pipeline: Pipeline, name: str, step: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
     """A timer step that survives the broker or Redis going away: it fails this tick and tries the next
     (logged once per incident, counted in /health)."""
-    failing = [False]
+    failing = False
 
     async def run() -> None:
+        nonlocal failing
         try:
             await step()
-            failing[0] = False
+            failing = False
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             pipeline.metrics.bump(f"{name}_errors")
-            if not failing[0]:
+            if not failing:
                 info(f"{name} step failed; retrying every tick", error=repr(exc))
-            failing[0] = True
+            failing = True
     return run
 
 

@@ -59,8 +59,8 @@ def _replay_kafka(args: argparse.Namespace) -> int:
     import json
     import uuid
 
+    from projections.keys import resolve_namespace_sync
     from replay.ledger import Bound, rebuild
-    from replay.namespaces import live_namespace
     from replay.verify import diff_namespaces, diff_outputs
     from replay.whatif import WhatIfError, load_standards, parse_sets, report_namespaces, table
     from streams.settings import Settings
@@ -91,7 +91,7 @@ def _replay_kafka(args: argparse.Namespace) -> int:
 
     r = redis_lib.Redis.from_url(str(settings.redis))
     try:
-        live = live_namespace(r, settings.namespace)
+        live = resolve_namespace_sync(r, settings.namespace)
     finally:
         r.close()
     if what_if:
@@ -153,11 +153,12 @@ def _explain(args: argparse.Namespace) -> int:
     import orjson
 
     from replay.explain import ExplainError, explain, render
+    from replay.export import ExportError
     from streams.settings import Settings
 
     try:
         x = asyncio.run(explain(Settings.from_env(), args.shop, args.cycle))
-    except ExplainError as exc:
+    except (ExplainError, ExportError) as exc:
         print(f"tierstream explain: {exc}", file=sys.stderr)
         return 1
     if args.json:

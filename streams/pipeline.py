@@ -71,7 +71,7 @@ class Pipeline:
         async with self._evaluating:
             info("namespace switch", old=self.namespace, new=target)
             self.namespace = target
-            self._processors.clear()
+            self.forget()
             self.metrics.bump("namespace_switches")
 
     async def close(self) -> None:
@@ -114,21 +114,22 @@ class Pipeline:
 
         Dead letters go through `send`; valid events to the ledger a produce batch per partition."""
         n = self.settings.partitions
-        routed = [(m, route(m.value, m.topic, m.partition, m.offset, n, m.fanned_out)) for m in batch]
+        routed = []  # (message, where it goes, its dedupe id: "" for a dead letter)
+        for m in batch:
+            r = route(m.value, m.topic, m.partition, m.offset, n, m.fanned_out)
+            routed.append((m, r, self._dedupe_id(m, r.event) if r.event is not None else ""))
         self.metrics.bump("events_in", len(batch))
-        seen = await self._seen([(self._dedupe_id(m, r.event), r.event["ts"]) for m, r in routed
-                                 if r.event is not None])
+        seen = await self._seen([(eid, r.event["ts"]) for _m, r, eid in routed if r.event is not None])
         futures: list[Any] = []
         appended: list[LedgerRecord] = []
         fresh: list[tuple[str, int]] = []
         max_ts: dict[str, int] = {}
-        for m, r in routed:
+        for m, r, eid in routed:
             if r.dead is not None:
                 self.metrics.bump("dead_letters")
                 futures.append(await send(self.settings.topic("dead-letters"), r.key, encode(r.dead), None))
                 continue
             assert r.event is not None
-            eid = self._dedupe_id(m, r.event)
             if eid in seen:
                 self.metrics.bump("duplicates")
                 continue

@@ -38,6 +38,12 @@ def settings_for(kafka: str, redis_url: str, prefix: str, namespace: str | None 
                               "TIERSTREAM_TOPIC_PREFIX": f"{prefix}-", "TIERSTREAM_NAMESPACE": namespace or prefix})
 
 
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a `tierstream` subprocess needs to use these settings."""
+    return {**os.environ, "TIERSTREAM_KAFKA": settings.kafka, "TIERSTREAM_REDIS": str(settings.redis),
+            "TIERSTREAM_TOPIC_PREFIX": settings.topic_prefix, "TIERSTREAM_NAMESPACE": settings.namespace, **extra}
+
+
 class Worker:
     """`tierstream worker` in a subprocess with its own web port and log file."""
 
@@ -47,9 +53,7 @@ class Worker:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
-        env = {**os.environ, "TIERSTREAM_KAFKA": self.settings.kafka, "TIERSTREAM_REDIS": str(self.settings.redis),
-               "TIERSTREAM_TOPIC_PREFIX": self.settings.topic_prefix, "TIERSTREAM_NAMESPACE": self.settings.namespace,
-               "TIERSTREAM_WEB_PORT": str(self.port)}
+        env = env_for(self.settings, TIERSTREAM_WEB_PORT=str(self.port))
         with open(self.log, "ab") as f:
             self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT,
                                          stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
@@ -214,8 +218,7 @@ class DashboardServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> DashboardServer:
-        env = {**os.environ, "TIERSTREAM_KAFKA": self.settings.kafka, "TIERSTREAM_REDIS": str(self.settings.redis),
-               "TIERSTREAM_TOPIC_PREFIX": self.settings.topic_prefix, "TIERSTREAM_NAMESPACE": self.settings.namespace}
+        env = env_for(self.settings)
         with open(self.log, "ab") as f:
             self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "dashboard", "--port", str(self.port)],
                                          env=env, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from tests.integration.live import (
     Worker,
     consume_all,
     delete_namespace,
+    env_for,
     produce_lines,
     settings_for,
     wait_caught_up,
@@ -42,8 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(s: Settings, *args: str, namespace: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TIERSTREAM_KAFKA": s.kafka, "TIERSTREAM_REDIS": str(s.redis),
-           "TIERSTREAM_TOPIC_PREFIX": s.topic_prefix, "TIERSTREAM_NAMESPACE": namespace or s.namespace}
+    env = env_for(s, TIERSTREAM_NAMESPACE=namespace or s.namespace)
     return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
 
