@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +56,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_worker(s: Settings, log: Path, feed_interval_ms: int) -> subprocess.Popen[bytes]:
+def start_worker(s: Settings, log: Path, feed_interval_ms: int, port: int = 0) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TIERSTREAM_KAFKA": s.kafka, "TIERSTREAM_REDIS": str(s.redis),
            "TIERSTREAM_TOPIC_PREFIX": s.topic_prefix, "TIERSTREAM_NAMESPACE": s.namespace,
-           "TIERSTREAM_FEED_INTERVAL_MS": str(feed_interval_ms), "TIERSTREAM_WEB_PORT": str(free_port())}
+           "TIERSTREAM_FEED_INTERVAL_MS": str(feed_interval_ms), "TIERSTREAM_WEB_PORT": str(port or free_port())}
     with open(log, "ab") as f:
         return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT, stdout=f,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stage_latencies(port: int) -> dict[str, Any]:
+    """The worker's own latency windows (/health): where the time of the end-to-end figure goes."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
+            health = orjson.loads(resp.read())
+    except OSError as exc:
+        return {"error": str(exc)}
+    return {k: v for k, v in health.items() if k.endswith("_ms")}
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -177,7 +188,8 @@ def run_latency(cfg: stack.StackConfig, args: argparse.Namespace, interval_ms: i
     s = Settings(kafka=cfg.bootstrap, redis=Secret(cfg.redis_url),
                  topic_prefix=f"bench{os.urandom(3).hex()}-", namespace=f"bench{os.urandom(3).hex()}")
     asyncio.run(ensure_topics(s))
-    worker = start_worker(s, logdir / f"latency-{interval_ms}.log", interval_ms)
+    port = free_port()
+    worker = start_worker(s, logdir / f"latency-{interval_ms}.log", interval_ms, port)
     reader = FeedReader(s)
     reader.start()
     try:
@@ -193,6 +205,7 @@ def run_latency(cfg: stack.StackConfig, args: argparse.Namespace, interval_ms: i
                 break
             except RuntimeError:
                 time.sleep(0.5)
+        stages = stage_latencies(port)
     finally:
         reader.stopping = True
         reader.join()
@@ -201,7 +214,8 @@ def run_latency(cfg: stack.StackConfig, args: argparse.Namespace, interval_ms: i
     lat = _measured(sent, warm, args.shops, reader.entries)
     return {"feed_interval_ms": interval_ms, "offered_rate": args.rate, "events": n,
             "achieved_rate": round(n / ((sent[-1] - sent[0]) / 1000), 1),
-            "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99), "max_ms": round(max(lat), 1)}
+            "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99), "max_ms": round(max(lat), 1),
+            "worker_stages": stages}
 
 
 def _measured(sent: list[float], warm: int, shops: int, entries: list[tuple[int, str, int]]) -> list[float]:

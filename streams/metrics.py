@@ -14,23 +14,35 @@ log = logging.getLogger("tierstream")
 
 
 class Metrics:
+    """Counters, and windows of recent latencies by name (p50/p99 in /health and /metrics).
+
+    Latencies read the wall clock: they describe the worker, no decision uses them."""
+
+    WINDOW = 2048
+
     def __init__(self) -> None:
         self.counters: dict[str, int] = {}
-        self._fold_ms: deque[float] = deque(maxlen=2048)
+        self._windows: dict[str, deque[float]] = {}
 
     def bump(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
 
+    def observe(self, name: str, ms: float) -> None:
+        window = self._windows.get(name)
+        if window is None:
+            window = self._windows[name] = deque(maxlen=self.WINDOW)
+        window.append(ms)
+
     def fold_latency(self, ms: float) -> None:
-        self._fold_ms.append(ms)
+        self.observe("fold_batch_ms", ms)
 
     def snapshot(self) -> dict[str, Any]:
-        lat = sorted(self._fold_ms)
         out: dict[str, Any] = {"counters": dict(sorted(self.counters.items()))}
-        if lat:
-            out["fold_batch_ms"] = {"p50": round(statistics.median(lat), 3),
-                                    "p99": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 3),
-                                    "n": len(lat)}
+        for name, window in sorted(self._windows.items()):
+            lat = sorted(window)
+            if lat:
+                out[name] = {"p50": round(statistics.median(lat), 3),
+                             "p99": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 3), "n": len(lat)}
         return out
 
 

@@ -176,6 +176,9 @@ class IngestReader(GroupReader):
         ready = self.merge.release(keys, highwater.get, time.monotonic(), observed.get)
         sent = await self._send(ready) if ready else {}
         if ready:
+            now_ms = time.time() * 1000  # stage latencies for /health only
+            for r in (ready[0], ready[-1]):
+                self.pipeline.metrics.observe("input_to_ledger_ms", now_ms - r.timestamp)
             await self._commit(consumer)
         pending = {f"{tp.topic[self._prefix_len:]}/{tp.partition}": self.merge.waiting(k, highwater[k])
                    for k, tp in zip(keys, assigned, strict=True)}
@@ -238,10 +241,14 @@ class LedgerReader(GroupReader):
             await self.on_assigned(consumer, consumer.assignment())
             return
         done: dict[TopicPartition, int] = {}
+        fetched_ms = time.time() * 1000  # stage latencies for /health only
+        metrics = self.pipeline.metrics
         for tp in sorted(got):
             records = got[tp]
             if records:
+                metrics.observe("ledger_to_fetch_ms", fetched_ms - records[0].timestamp)
                 await self.pipeline.evaluate(tp.partition, [(r.offset, r.value) for r in records], self.send)
+                metrics.observe("ledger_to_commit_ms", time.time() * 1000 - records[0].timestamp)
                 done[tp] = records[-1].offset + 1
         if done:
             await self.commit(consumer, done)

@@ -63,6 +63,11 @@ class Calendar:
         self._slots[slot] = i
         return i
 
+    @property
+    def boundaries(self) -> tuple[int, ...]:
+        """Every boundary of the supported years, in order: cycle i is [b[i], b[i + 1])."""
+        return self._boundaries
+
     def boundary(self, index: int) -> int:
         """Start instant of cycle `index`."""
         return self._boundaries[index]

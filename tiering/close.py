@@ -16,7 +16,7 @@ from tiering.restrictions import (
     active_since,
     set_restriction,
 )
-from tiering.state import CycleCounters, Member, ShopState, StateStore, timeline_at, timeline_prune
+from tiering.state import CycleCounters, Member, MemberIndex, ShopState, StateStore, timeline_at, timeline_prune
 
 RQ_STATUS = ("excellent", "to_improve", "substandard")
 HISTORY_KEEP = 24  # assessments a shop's state keeps for its read model (a year of cycles)
@@ -170,6 +170,9 @@ class Closer:
 
     def apply_fact(self, store: StateStore, shop_id: str, user: str, m: Member, ts: int, kind: str) -> None:
         """Apply one member fact to the counted view (events before the oldest open boundary)."""
+        self.apply_fact_to(store.members(shop_id), user, m, ts, kind)
+
+    def apply_fact_to(self, members: MemberIndex, user: str, m: Member, ts: int, kind: str) -> None:
         if kind == "leave":
             m.counted = False
         else:
@@ -179,7 +182,7 @@ class Closer:
                 m.last_paid = ts
             if m.last_activity is None or ts > m.last_activity:
                 m.last_activity = ts
-        store.members(shop_id).update(user, m, *untils(m, self.p))
+        members.update(user, m, *untils(m, self.p))
 
     # -- registration join (注册入会, §6) -----------------------------------------------------
 

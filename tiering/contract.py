@@ -154,6 +154,39 @@ _SPECS: Final = {
 }
 
 
+def _fast_checker(etype: str, spec: tuple[tuple[str, int, Any], ...]) -> Callable[[dict[str, Any]], Any]:
+    """One function per event type with every check inlined: the valid event in one step, or
+    None (then the general loop below finds the field and words the reason). Same checks,
+    same field order as that loop; a fifth of its cost per event."""
+    env: dict[str, Any] = {"_M": _MISSING, "MIN_TS": MIN_EVENT_TS, "MAX_TS": MAX_INSTANT}
+    body = ["    ts = obj.get('ts', _M)"]
+    conds = ["type(ts) is int", "MIN_TS <= ts < MAX_TS"]
+    fields = [f"'type': {etype!r}", "'ts': ts"]
+    for i, (name, kind, arg) in enumerate(spec):
+        v = f"v{i}"
+        body.append(f"    {v} = obj.get({name!r}, _M)")
+        if kind == _ID:
+            conds.append(f"type({v}) is str and 0 < len({v}) <= {MAX_ID}")
+        elif kind == _ENUM:
+            env[f"a{i}"] = arg
+            conds.append(f"type({v}) is str and {v} in a{i}")
+        elif kind == _COUNT:
+            conds.append(f"type({v}) is int and {v} >= 0")
+        else:
+            env[f"a{i}"] = arg
+            conds.append(f"{v} is not _M and a{i}({v})")
+        fields.append(f"{name!r}: {v}")
+    src = "def check(obj):\n" + "\n".join(body) + "\n    if " + " and ".join(f"({c})" for c in conds) + \
+        ":\n        return {" + ", ".join(fields) + "}\n    return None\n"
+    exec(compile(src, f"<contract check {etype}>", "exec"), env)  # the source is built above from the spec
+    return env["check"]  # type: ignore[no-any-return]
+
+
+# the two types with a further rule beyond their fields take the general path
+_FAST: Final = {etype: _fast_checker(etype, spec) for etype, spec in _SPECS.items()
+                if etype not in ("shop_profile_changed", "promo_window_declared")}
+
+
 def validate(obj: Any, topic: str | None = None) -> dict[str, Any]:
     """Check a decoded message against the contract; return only its contract fields.
 
@@ -161,6 +194,12 @@ def validate(obj: Any, topic: str | None = None) -> dict[str, Any]:
     if type(obj) is not dict:
         raise InvalidEvent(f"not a JSON object ({type(obj).__name__})")
     raw_type = obj.get("type")
+    if topic is None or (type(raw_type) is str and TOPIC_OF_TYPE.get(raw_type) == topic):
+        fast = _FAST.get(raw_type) if type(raw_type) is str else None
+        if fast is not None:
+            valid = fast(obj)
+            if valid is not None:
+                return valid  # type: ignore[no-any-return]
     spec = _SPECS.get(raw_type) if type(raw_type) is str else None
     if spec is None:
         raise InvalidEvent(f"unknown type {_describe(raw_type)}" if "type" in obj else "missing field 'type'",

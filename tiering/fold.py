@@ -13,7 +13,7 @@ from typing import Any
 from tiering import close
 from tiering.outputs import Output, late_event, shop_output
 from tiering.params import RuleParams, Standard
-from tiering.state import Member, MemoryStore, ShopState, StateStore, timeline_add
+from tiering.state import Member, MemberIndex, MemoryStore, ShopState, StateStore, timeline_add
 
 MARKER = "watermark"
 
@@ -25,7 +25,8 @@ class Folder:
         self.params = params
         self.cal = params.calendar
         self.closer = close.Closer(params)
-        self._handlers: dict[str, Callable[[StateStore, ShopState, dict[str, Any], list[Output]], None]] = {
+        self._cycle = (0, 0)  # [start, end) of the cycle of the last event folded
+        self._handlers: dict[str, Callable[[StateStore, ShopState, dict[str, Any], int, list[Output]], None]] = {
             "member_joined": self._joined, "member_left": self._left, "order_paid": self._paid,
             "benefit_redeemed": self._redeemed, "benefit_config_changed": self._benefit_config,
             "join_setting_changed": self._join_setting, "shop_profile_changed": self._profile,
@@ -33,7 +34,7 @@ class Folder:
 
     def new_store(self) -> MemoryStore:
         cal = self.cal
-        return MemoryStore(lambda instant: cal.index(instant - 1))
+        return MemoryStore(lambda instant: cal.index(instant - 1), cal.boundaries)
 
     def fold(self, store: StateStore, record: dict[str, Any]) -> list[Output]:
         out: list[Output] = []
@@ -58,7 +59,11 @@ class Folder:
             clock.bump("late")
             out.append(late_event(e, closed))
             return
-        store.remember(self.cal.cycle_start(ts), eid)
+        lo, hi = self._cycle
+        if not lo <= ts < hi:  # events mostly arrive in one cycle: look the calendar up on a change
+            lo = self.cal.cycle_start(ts)
+            self._cycle = lo, hi = lo, self.cal.next_boundary(lo)
+        store.remember(lo, eid)
         clock.seq += 1
         handler = self._handlers.get(etype)
         if handler is not None:
@@ -67,7 +72,7 @@ class Folder:
                 shop = store.add_shop(e["shop_id"], ts)
             elif ts < shop.known_since:
                 shop.known_since = ts
-            handler(store, shop, e, out)
+            handler(store, shop, e, lo, out)
             store.touch(shop)
         elif etype == "clock_advanced":
             pass
@@ -82,13 +87,10 @@ class Folder:
         self.closer.advance(store, ts - self.params.lateness_ms, out)
 
     # -- member facts -------------------------------------------------------------------------
+    # Each handler gets the event's shop and the start of the cycle holding its ts.
 
-    def _member(self, store: StateStore, shop: ShopState, user: str) -> Member:
-        m = store.members(shop.shop_id).get(user)
-        return m if m is not None else Member()
-
-    def _activity(self, store: StateStore, shop: ShopState, user: str, m: Member, ts: int,
-                  kind: str, out: list[Output]) -> None:
+    def _activity(self, store: StateStore, members: MemberIndex, shop: ShopState, user: str, m: Member,
+                  ts: int, kind: str, out: list[Output]) -> None:
         """Wake a protected member, then apply (or defer) the fact to the counted view."""
         if m.protected:
             m.protected = False
@@ -96,36 +98,40 @@ class Folder:
                                    (user, False, ts), user_id=user, protected=False))
         clock = store.clock
         if ts >= clock.open_boundary:
-            store.members(shop.shop_id).update(user, m, *self._untils(m))
+            members.update(user, m, *close.untils(m, self.params))
             store.defer((ts, clock.seq, shop.shop_id, user, kind))
         else:
-            self.closer.apply_fact(store, shop.shop_id, user, m, ts, kind)
+            self.closer.apply_fact_to(members, user, m, ts, kind)
 
-    def _untils(self, m: Member) -> tuple[int | None, int | None]:
-        return close.untils(m, self.params)
-
-    def _joined(self, store: StateStore, shop: ShopState, e: dict[str, Any], out: list[Output]) -> None:
+    def _joined(self, store: StateStore, shop: ShopState, e: dict[str, Any], cycle: int,
+                out: list[Output]) -> None:
         user, ts = e["user_id"], e["ts"]
-        m = self._member(store, shop, user)
+        members = store.members(shop.shop_id)
+        m = members.get(user) or Member()
         if not m.member:
             m.member = True
-            c = store.counters(shop.shop_id, self.cal.cycle_start(ts))
+            c = store.counters(shop.shop_id, cycle)
             assert c is not None
             c.cohort[user] = ts
             if e["channel"] == "third_party":
                 c.third_party_joins += 1
                 self.closer.check_cap(store, shop, ts, out)
-        self._activity(store, shop, user, m, ts, "join", out)
+        self._activity(store, members, shop, user, m, ts, "join", out)
 
-    def _left(self, store: StateStore, shop: ShopState, e: dict[str, Any], out: list[Output]) -> None:
-        m = self._member(store, shop, e["user_id"])
+    def _left(self, store: StateStore, shop: ShopState, e: dict[str, Any], cycle: int,
+              out: list[Output]) -> None:
+        user = e["user_id"]
+        members = store.members(shop.shop_id)
+        m = members.get(user) or Member()
         m.member = False
-        self._activity(store, shop, e["user_id"], m, e["ts"], "leave", out)
+        self._activity(store, members, shop, user, m, e["ts"], "leave", out)
 
-    def _paid(self, store: StateStore, shop: ShopState, e: dict[str, Any], out: list[Output]) -> None:
+    def _paid(self, store: StateStore, shop: ShopState, e: dict[str, Any], cycle: int,
+              out: list[Output]) -> None:
         user, ts, amount = e["user_id"], e["ts"], e["amount_cents"]
-        m = self._member(store, shop, user)
-        c = store.counters(shop.shop_id, self.cal.cycle_start(ts))
+        members = store.members(shop.shop_id)
+        m = members.get(user) or Member()
+        c = store.counters(shop.shop_id, cycle)
         assert c is not None
         c.total_gmv += amount
         if m.member:
@@ -134,27 +140,32 @@ class Folder:
         joined = c.cohort.get(user)
         if joined is not None and joined <= ts < joined + self.params.conversion_window_ms:
             c.converted.add(user)
-        self._activity(store, shop, user, m, ts, "paid", out)
+        self._activity(store, members, shop, user, m, ts, "paid", out)
 
-    def _redeemed(self, store: StateStore, shop: ShopState, e: dict[str, Any], out: list[Output]) -> None:
+    def _redeemed(self, store: StateStore, shop: ShopState, e: dict[str, Any], cycle: int,
+                  out: list[Output]) -> None:
         user, ts = e["user_id"], e["ts"]
-        m = self._member(store, shop, user)
+        members = store.members(shop.shop_id)
+        m = members.get(user) or Member()
         if m.member and (e["benefit_type"] != "points_exchange" or e["stage"] == "used"):
-            c = store.counters(shop.shop_id, self.cal.cycle_start(ts))
+            c = store.counters(shop.shop_id, cycle)
             assert c is not None
             c.benefit_users.add(user)
-        self._activity(store, shop, user, m, ts, "redeem", out)
+        self._activity(store, members, shop, user, m, ts, "redeem", out)
 
     # -- configuration --------------------------------------------------------------------------
 
-    def _benefit_config(self, store: StateStore, shop: ShopState, e: dict[str, Any], out: list[Output]) -> None:
+    def _benefit_config(self, store: StateStore, shop: ShopState, e: dict[str, Any], cycle: int,
+                        out: list[Output]) -> None:
         timeline_add(shop.benefits.setdefault(e["benefit_id"], []), e["ts"], store.clock.seq,
                      e["status"] == "online")
 
-    def _join_setting(self, store: StateStore, shop: ShopState, e: dict[str, Any], out: list[Output]) -> None:
+    def _join_setting(self, store: StateStore, shop: ShopState, e: dict[str, Any], cycle: int,
+                      out: list[Output]) -> None:
         timeline_add(shop.attrs.setdefault("join_mode", []), e["ts"], store.clock.seq, e["mode"])
 
-    def _profile(self, store: StateStore, shop: ShopState, e: dict[str, Any], out: list[Output]) -> None:
+    def _profile(self, store: StateStore, shop: ShopState, e: dict[str, Any], cycle: int,
+                 out: list[Output]) -> None:
         clock = store.clock
         for name in ("industry", "b_edition", "member_pass", "third_party"):
             if name in e:

@@ -143,16 +143,21 @@ class StateStore(Protocol):
 
 class BucketedMembers:
     """Memory MemberIndex: counted members bucketed by the cycle their `until` instants
-    fall in, so counts at a boundary sum a few buckets (the memory twin of Redis ZCOUNT)."""
+    fall in, so counts at a boundary sum a few buckets (the memory twin of Redis ZCOUNT).
 
-    __slots__ = ("_bucket_of", "_by_user", "_e_sets", "_hi", "_index", "_q_counts", "total")
+    Bucket k holds the instants (B[k], B[k+1]] of the boundaries B: `bucket_of(t)` is the
+    index of the cycle holding t - 1. A member's untils move with each event but seldom
+    leave their buckets, so `update` first checks the old buckets' bounds (no calendar call)."""
 
-    def __init__(self, bucket_of: Any) -> None:
+    __slots__ = ("_bounds", "_bucket_of", "_by_user", "_e_sets", "_hi", "_index", "_q_counts", "total")
+
+    def __init__(self, bucket_of: Any, bounds: tuple[int, ...]) -> None:
         self._by_user: dict[str, Member] = {}
         self._index: dict[str, tuple[int | None, int | None]] = {}  # counted user -> buckets
         self._q_counts: dict[int, int] = {}
         self._e_sets: dict[int, set[str]] = {}
         self._bucket_of = bucket_of  # instant -> cycle index of (instant - 1)
+        self._bounds = bounds  # the calendar's boundaries, by cycle index
         self._hi = -1
         self.total = 0
 
@@ -161,11 +166,19 @@ class BucketedMembers:
 
     def update(self, user_id: str, m: Member, quality_until: int | None, effective_until: int | None) -> None:
         self._by_user[user_id] = m
+        old = self._index.get(user_id)
+        if old is None:
+            if not m.counted:
+                return  # neither counted before nor now
+        elif m.counted:
+            oq, oe = old
+            b = self._bounds
+            if (oe is not None and effective_until is not None and b[oe] < effective_until <= b[oe + 1]
+                    and (quality_until is None if oq is None
+                         else quality_until is not None and b[oq] < quality_until <= b[oq + 1])):
+                return  # still counted in the same buckets: the common case
         qb = self._bucket_of(quality_until) if quality_until is not None else None
         eb = self._bucket_of(effective_until) if effective_until is not None else None
-        old = self._index.get(user_id)
-        if m.counted and old is not None and old[0] == qb and old[1] == eb:
-            return  # still counted in the same buckets: the common case
         if old is not None:
             del self._index[user_id]
             self.total -= 1
@@ -198,27 +211,26 @@ class BucketedMembers:
 class MemoryStore:
     """The in-memory StateStore: the file form and unit tests use it."""
 
-    def __init__(self, bucket_of: Any) -> None:
+    def __init__(self, bucket_of: Any, bounds: tuple[int, ...]) -> None:
         self.clock = Clock()
-        self._seen: dict[int, set[str]] = {}  # cycle start -> event ids
+        self._seen: dict[str, int] = {}  # event id -> start of the cycle it was folded in
         self._deferred: list[Fact] = []
         self._shops: dict[str, ShopState] = {}
         self._members: dict[str, BucketedMembers] = {}
         self._counters: dict[tuple[str, int], CycleCounters] = {}
         self._bucket_of = bucket_of
+        self._bounds = bounds
 
     def is_duplicate(self, event_id: str) -> bool:
-        return any(event_id in ids for ids in self._seen.values())
+        return event_id in self._seen
 
     def remember(self, cycle_start: int, event_id: str) -> None:
-        ids = self._seen.get(cycle_start)
-        if ids is None:
-            ids = self._seen[cycle_start] = set()
-        ids.add(event_id)
+        self._seen[event_id] = cycle_start
 
     def forget_before(self, cycle_start: int) -> None:
-        for start in [s for s in self._seen if s < cycle_start]:
-            del self._seen[start]
+        """Once per closed cycle: keep the ids of cycles from `cycle_start` on."""
+        if any(start < cycle_start for start in self._seen.values()):
+            self._seen = {eid: start for eid, start in self._seen.items() if start >= cycle_start}
 
     def defer(self, fact: Fact) -> None:
         self._deferred.append(fact)
@@ -237,7 +249,7 @@ class MemoryStore:
 
     def add_shop(self, shop_id: str, ts: int) -> ShopState:
         s = self._shops[shop_id] = ShopState(shop_id, ts)
-        self._members[shop_id] = BucketedMembers(self._bucket_of)
+        self._members[shop_id] = BucketedMembers(self._bucket_of, self._bounds)
         return s
 
     def shop_ids(self) -> Iterable[str]:
