@@ -10,7 +10,7 @@ two sorted sets scored by `quality_until` and `effective_until`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -163,12 +163,19 @@ class RedisStore:
 
     def load(self) -> int:
         """Start a batch: read the clock and the partition's offset (-1 before the first record)."""
-        self._reset()
         pipe = self.r.pipeline(transaction=False)
+        self.queue_load(pipe)
+        return self.apply_load(iter(pipe.execute()))
+
+    def queue_load(self, pipe: Any) -> None:
+        """`load`'s reads, queued on a pipeline shared with other partitions; then `apply_load`."""
+        self._reset()
         pipe.get(self.keys.clock(self.p))
         pipe.get(self.keys.offset(self.p))
         pipe.smembers(self.keys.seen_cycles(self.p))
-        raw_clock, raw_offset, cycles = pipe.execute()
+
+    def apply_load(self, results: Iterator[Any]) -> int:
+        raw_clock, raw_offset, cycles = next(results), next(results), next(results)
         self.clock = codec.decode_clock(raw_clock)
         self.loaded_marks = (self.clock.watermark, self.clock.last_closed, self.clock.open_boundary)
         self.offset = int(raw_offset) if raw_offset is not None else -1
@@ -177,6 +184,12 @@ class RedisStore:
 
     def prefetch(self, records: Sequence[dict[str, Any]]) -> None:
         """Fetch, in one round trip, what folding these records will read."""
+        pipe = self.r.pipeline(transaction=False)
+        apply = self.queue_prefetch(pipe, records)
+        apply(iter(pipe.execute()))
+
+    def queue_prefetch(self, pipe: Any, records: Sequence[dict[str, Any]]) -> Callable[[Iterator[Any]], None]:
+        """`prefetch`'s reads, queued on a shared pipeline; returns what takes their results."""
         shops: dict[str, set[str]] = {}
         counters: set[tuple[str, int]] = set()
         ids: list[str] = []
@@ -190,7 +203,6 @@ class RedisStore:
             if "user_id" in rec:
                 users.add(rec["user_id"])
             counters.add((shop, self.cal.cycle_start(rec["ts"])))
-        pipe = self.r.pipeline(transaction=False)
         shop_list = sorted(shops)
         for shop in shop_list:
             pipe.get(self.keys.shop(shop))
@@ -200,22 +212,23 @@ class RedisStore:
         counter_list = sorted(counters)
         for shop, cycle in counter_list:
             pipe.get(self.keys.counters(shop, cycle))
-        cycles = sorted(self._seen_cycles)
-        for cycle in cycles if ids else []:
+        cycles = sorted(self._seen_cycles) if ids else []
+        for cycle in cycles:
             pipe.smismember(self.keys.seen(self.p, cycle), ids)
-        res = iter(pipe.execute())
-        for shop in shop_list:
-            self._loaded_shop(shop, next(res))
-        for shop, user_ids in user_lists:
-            idx = self.members(shop)
-            for user, raw in zip(user_ids, next(res), strict=True):
-                idx.loaded(user, raw)
-        for key in counter_list:
-            raw = next(res)
-            self._counters[key] = codec.decode_counters(raw) if raw is not None else None
-        if ids:
+
+        def apply(res: Iterator[Any]) -> None:
+            for shop in shop_list:
+                self._loaded_shop(shop, next(res))
+            for shop, user_ids in user_lists:
+                idx = self.members(shop)
+                for user, raw in zip(user_ids, next(res), strict=True):
+                    idx.loaded(user, raw)
+            for key in counter_list:
+                raw = next(res)
+                self._counters[key] = codec.decode_counters(raw) if raw is not None else None
             for _cycle in cycles:
                 self._seen_hits.update(i for i, hit in zip(ids, next(res), strict=True) if hit)
+        return apply
 
     def _loaded_shop(self, shop_id: str, raw: bytes | None) -> ShopState | None:
         state = self._shops[shop_id] = codec.decode_shop(raw) if raw is not None else None
@@ -231,48 +244,39 @@ class RedisStore:
         """Write every change of the batch and the new offset in one transaction, fenced by WATCH.
 
         `also(pipe)` adds writes of its own to the same transaction (the read models)."""
+        commit_many(self.r, [(self, offset, also)])
+
+    def write(self, pipe: Any, offset: int) -> None:
+        """Queue the batch's changes and the new offset on a transaction (`commit_many`)."""
         k, p = self.keys, self.p
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.watch(k.offset(p))
-            current = pipe.get(k.offset(p))
-            if (int(current) if current is not None else -1) != self.offset:
-                raise FencedOut(f"partition {p}: offset moved from {self.offset} to {current!r}")
-            pipe.multi()
-            pipe.set(k.clock(p), codec.encode_clock(self.clock))
-            pipe.set(k.offset(p), offset)
-            if self._new_shops:
-                pipe.sadd(k.shops(p), *sorted(self._new_shops))
-            values: dict[str, bytes] = {}  # one MSET and one DEL for shop states and counters
-            for shop in sorted(self._touched):
-                state = self._shops.get(shop)
-                if state is not None:
-                    values[k.shop(shop)] = codec.encode_shop(state)
-            dropped: list[str] = []
-            for (shop, cycle), c in sorted(self._counters.items(), key=lambda kv: kv[0]):
-                if (shop, cycle) in self._dropped:
-                    dropped.append(k.counters(shop, cycle))
-                elif c is not None and shop in self._touched:
-                    values[k.counters(shop, cycle)] = codec.encode_counters(c)
-            if values:
-                pipe.mset(values)
-            if dropped:
-                pipe.delete(*dropped)
-            for idx in self._members.values():
-                idx.write(pipe)
-            for cycle, ids in sorted(self._remembered.items()):
-                pipe.sadd(k.seen(p, cycle), *sorted(ids))
-                pipe.sadd(k.seen_cycles(p), cycle)
-            for cycle in self._forget:
-                pipe.delete(k.seen(p, cycle))
-                pipe.srem(k.seen_cycles(p), cycle)
-            self._write_deferred(pipe)
-            if also is not None:
-                also(pipe)
-            try:
-                pipe.execute()
-            except redis.WatchError:
-                raise FencedOut(f"partition {p}: offset changed while committing") from None
-        self.offset = offset
+        pipe.set(k.clock(p), codec.encode_clock(self.clock))
+        pipe.set(k.offset(p), offset)
+        if self._new_shops:
+            pipe.sadd(k.shops(p), *sorted(self._new_shops))
+        values: dict[str, bytes] = {}  # one MSET and one DEL for shop states and counters
+        for shop in sorted(self._touched):
+            state = self._shops.get(shop)
+            if state is not None:
+                values[k.shop(shop)] = codec.encode_shop(state)
+        dropped: list[str] = []
+        for (shop, cycle), c in sorted(self._counters.items(), key=lambda kv: kv[0]):
+            if (shop, cycle) in self._dropped:
+                dropped.append(k.counters(shop, cycle))
+            elif c is not None and shop in self._touched:
+                values[k.counters(shop, cycle)] = codec.encode_counters(c)
+        if values:
+            pipe.mset(values)
+        if dropped:
+            pipe.delete(*dropped)
+        for idx in self._members.values():
+            idx.write(pipe)
+        for cycle, ids in sorted(self._remembered.items()):
+            pipe.sadd(k.seen(p, cycle), *sorted(ids))
+            pipe.sadd(k.seen_cycles(p), cycle)
+        for cycle in self._forget:
+            pipe.delete(k.seen(p, cycle))
+            pipe.srem(k.seen_cycles(p), cycle)
+        self._write_deferred(pipe)
 
     def _write_deferred(self, pipe: Any) -> None:
         key = self.keys.deferred(self.p)
@@ -429,3 +433,29 @@ class RedisStore:
     def drop_counters(self, shop_id: str, cycle_start: int) -> None:
         self._counters[(shop_id, cycle_start)] = None
         self._dropped.add((shop_id, cycle_start))
+
+
+def commit_many(client: Any, batches: Sequence[tuple[RedisStore, int, Callable[[Any], None] | None]]) -> None:
+    """Commit the batches of several partitions in one transaction, fenced by WATCH on each
+    partition's offset: all of them or none (FencedOut if any partition's offset moved).
+
+    Each batch is (store, its new offset, extra writes for the same transaction or None)."""
+    keys = [store.keys.offset(store.p) for store, _o, _a in batches]
+    with client.pipeline(transaction=True) as pipe:
+        pipe.watch(*keys)
+        current = pipe.mget(keys)
+        for (store, _offset, _also), raw in zip(batches, current, strict=True):
+            if (int(raw) if raw is not None else -1) != store.offset:
+                raise FencedOut(f"partition {store.p}: offset moved from {store.offset} to {raw!r}")
+        pipe.multi()
+        for store, offset, also in batches:
+            store.write(pipe, offset)
+            if also is not None:
+                also(pipe)
+        try:
+            pipe.execute()
+        except redis.WatchError:
+            raise FencedOut(f"partitions {sorted(s.p for s, _o, _a in batches)}: an offset changed while "
+                            "committing") from None
+    for store, offset, _also in batches:
+        store.offset = offset

@@ -17,7 +17,7 @@ import redis
 import redis.asyncio as aioredis
 
 from projections.keys import Keys, resolve_namespace
-from projections.processor import PartitionProcessor
+from projections.processor import PartitionProcessor, commit_pass, fold_pass
 from projections.redis_store import FencedOut, RedisStore
 from streams import clock
 from streams.ingest import encode, route
@@ -208,33 +208,45 @@ class Pipeline:
         self._processors.clear()
 
     async def evaluate(self, partition: int, records: Sequence[tuple[int, bytes]], send: Send) -> int:
-        """Fold one partition's ledger records into Redis and publish the outputs; return outputs sent.
+        """Fold one partition's ledger records into Redis and publish the outputs; return outputs sent."""
+        return await self.evaluate_pass([(partition, records)], send)
+
+    async def evaluate_pass(self, batches: Sequence[tuple[int, Sequence[tuple[int, bytes]]]], send: Send) -> int:
+        """Fold the ledger records of several partitions (one fetch's worth) into Redis, publish
+        the outputs, commit every partition in one transaction; return outputs sent.
 
         Outputs are published before the state commit, so a crash in between re-emits the same
         outputs (same ids, same payloads) instead of losing them."""
-        decoded = [(o, orjson.loads(v)) for o, v in records]
+        decoded = [(p, [(o, orjson.loads(v)) for o, v in records]) for p, records in batches if records]
+        if not decoded:
+            return 0
         async with self._evaluating:
-            return await self._evaluate(partition, decoded, send)
+            return await self._evaluate(decoded, send)
 
-    async def _evaluate(self, partition: int, decoded: list[tuple[int, Any]], send: Send) -> int:
-        proc = self.processor(partition)
+    async def _evaluate(self, decoded: list[tuple[int, list[tuple[int, Any]]]], send: Send) -> int:
         for attempt in range(3):
+            work = [(self.processor(p), records) for p, records in decoded]  # after a fence: reloaded
             t0 = time.perf_counter()
-            outputs, last = await asyncio.to_thread(proc.fold_batch, decoded)
+            results = await asyncio.to_thread(fold_pass, work)
             self.metrics.fold_latency((time.perf_counter() - t0) * 1000)
-            if last is None:
+            todo = [(proc, last) for (proc, _r), (_o, last) in zip(work, results, strict=True) if last is not None]
+            if not todo:
                 return 0
+            outputs = [o for outs, _last in results for o in outs]
             await self.publish(outputs, send)
             try:
-                await asyncio.to_thread(proc.commit, last)
+                t1 = time.perf_counter()
+                await asyncio.to_thread(commit_pass, todo)
+                self.metrics.observe("commit_ms", (time.perf_counter() - t1) * 1000)
             except FencedOut as exc:
-                info("batch fenced out; reloading", partition=partition, attempt=attempt, reason=str(exc))
+                info("batch fenced out; reloading", partitions=[p for p, _r in decoded], attempt=attempt,
+                     reason=str(exc))
                 self.metrics.bump("fenced")
                 continue
             self.metrics.bump("batches")
-            self.metrics.bump("ledger_folded", len(decoded))
+            self.metrics.bump("ledger_folded", sum(len(r) for _p, r in decoded))
             return len(outputs)
-        raise FencedOut(f"partition {partition}: gave up after 3 fenced attempts")
+        raise FencedOut(f"partitions {[p for p, _r in decoded]}: gave up after 3 fenced attempts")
 
     async def flush_feeds(self) -> int:
         """Announce read-model changes the feed throttle held back (a timer calls this)."""

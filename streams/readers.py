@@ -240,18 +240,19 @@ class LedgerReader(GroupReader):
             await self.pipeline.switch_namespace(target)
             await self.on_assigned(consumer, consumer.assignment())
             return
-        done: dict[TopicPartition, int] = {}
+        batches = [(tp, got[tp]) for tp in sorted(got) if got[tp]]
+        if not batches:
+            return
         fetched_ms = time.time() * 1000  # stage latencies for /health only
+        oldest = min(records[0].timestamp for _tp, records in batches)
         metrics = self.pipeline.metrics
-        for tp in sorted(got):
-            records = got[tp]
-            if records:
-                metrics.observe("ledger_to_fetch_ms", fetched_ms - records[0].timestamp)
-                await self.pipeline.evaluate(tp.partition, [(r.offset, r.value) for r in records], self.send)
-                metrics.observe("ledger_to_commit_ms", time.time() * 1000 - records[0].timestamp)
-                done[tp] = records[-1].offset + 1
-        if done:
-            await self.commit(consumer, done)
+        metrics.observe("ledger_to_fetch_ms", fetched_ms - oldest)
+        await self.pipeline.evaluate_pass(
+            [(tp.partition, [(r.offset, r.value) for r in records]) for tp, records in batches], self.send)
+        done_ms = time.time() * 1000
+        metrics.observe("ledger_to_commit_ms", done_ms - oldest)
+        metrics.observe("evaluate_pass_ms", done_ms - fetched_ms)
+        await self.commit(consumer, {tp: records[-1].offset + 1 for tp, records in batches})
 
     async def on_assigned(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> None:
         """Resume each partition after what its Redis namespace folded, whatever the group committed."""
