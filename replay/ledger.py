@@ -12,12 +12,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import orjson
 import redis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from projections.processor import PartitionProcessor
+from projections.processor import PartitionProcessor, commit_pass, fold_pass
 from projections.redis_store import RedisStore
 from streams.settings import Settings
 from streams.topics import LEDGER
@@ -108,19 +109,21 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
         while any(position[tp] < ends[tp] for tp in tps):
             got = await consumer.getmany(*[tp for tp in tps if position[tp] < ends[tp]], timeout_ms=1000,
                                          max_records=batch)
+            work: list[tuple[PartitionProcessor, list[tuple[int, Any]]]] = []
             for tp, recs in sorted(got.items(), key=lambda kv: kv[0].partition):
                 recs = [r for r in recs if r.offset < ends[tp]]
                 if not recs:
                     continue
-                decoded = [(r.offset, orjson.loads(r.value)) for r in recs]
-                proc = procs[tp.partition]
-                outs, last = await asyncio.to_thread(proc.fold_batch, decoded)
-                if last is not None:
-                    await asyncio.to_thread(proc.commit, last)
-                if keep_outputs:
-                    result.outputs.extend(outs)
+                work.append((procs[tp.partition], [(r.offset, orjson.loads(r.value)) for r in recs]))
                 result.records += len(recs)
                 position[tp] = recs[-1].offset + 1
+            # the fetch's partitions together, as the worker does (projections/processor.py)
+            folded = await asyncio.to_thread(fold_pass, work)
+            await asyncio.to_thread(commit_pass, [(proc, last) for (proc, _r), (_o, last)
+                                                  in zip(work, folded, strict=True) if last is not None])
+            if keep_outputs:
+                for outs, _last in folded:
+                    result.outputs.extend(outs)
             if progress:
                 _progress(sum(min(position[tp], ends[tp]) - first[tp] for tp in tps), total, t0, done0)
     finally:

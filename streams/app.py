@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,7 +20,6 @@ from streams.settings import Settings
 CLOCK_EVERY_S = 0.1
 READER_RESTART_MIN_S, READER_RESTART_MAX_S = 0.5, 10.0
 POINTER_EVERY_S = 1.0  # how often a worker checks the live pointer (`replay promote`)
-GIL_SWITCH_INTERVAL_S = 0.0005
 FEED_FLUSH_EVERY_S = 0.05  # held-back dashboard feed announcements go out this often
 
 
@@ -156,11 +154,6 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> int:
     from streams.topics import ensure_topics
 
     setup_logging()
-    # The fold and its Redis I/O run in executor threads beside the event loop. With CPython's
-    # default 5 ms GIL switch interval, each Redis round trip of such a thread could wait up to
-    # 5 ms for the GIL while the loop thread decodes fetches: a batch of a few round trips took
-    # 10-15 ms at 500 events/s. A shorter interval hands the GIL over sooner.
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     created = asyncio.run(ensure_topics(settings))
     info("worker starting", settings=repr(settings), created_topics=created)
     app, _pipeline = create_app(settings)
