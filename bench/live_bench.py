@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -210,12 +211,19 @@ def run_latency(cfg: stack.StackConfig, args: argparse.Namespace, interval_ms: i
         reader.stopping = True
         reader.join()
         stop(worker)
+        cleanup(cfg, s)
     warm = 2 * args.shops
     lat = _measured(sent, warm, args.shops, reader.entries)
     return {"feed_interval_ms": interval_ms, "offered_rate": args.rate, "events": n,
             "achieved_rate": round(n / ((sent[-1] - sent[0]) / 1000), 1),
             "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99), "max_ms": round(max(lat), 1),
             "worker_stages": stages}
+
+
+def cleanup(cfg: stack.StackConfig, s: Settings) -> None:
+    """Delete the run's topics and Redis keys: left behind, they slow the broker's later starts."""
+    stack.delete_topics(cfg, f"^{re.escape(s.topic_prefix)}")
+    stack.delete_keys(cfg, f"^({re.escape(s.namespace)}:|.*{re.escape(s.topic_prefix)})")
 
 
 def _measured(sent: list[float], warm: int, shops: int, entries: list[tuple[int, str, int]]) -> list[float]:
@@ -240,6 +248,10 @@ def run_throughput(cfg: stack.StackConfig, args: argparse.Namespace, logdir: Pat
     finally:
         stop(worker)
         r.close()
+        cleanup(cfg, s)
+    if last - first < 1.0:  # offsets are polled every 50 ms: a shorter span cannot be timed
+        raise SystemExit(f"live_bench: the worker folded the backlog in {last - first:.2f} s, too short "
+                         "to time; use a larger --backlog (100000 is the reference)")
     rate = n / (last - first)
     return {"events": n, "worker_events_per_s": round(rate), "raw_consume_events_per_s": round(n / raw_s),
             "ratio_to_raw": round(rate / (n / raw_s), 3)}

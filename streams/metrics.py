@@ -33,9 +33,6 @@ class Metrics:
             window = self._windows[name] = deque(maxlen=self.WINDOW)
         window.append(ms)
 
-    def fold_latency(self, ms: float) -> None:
-        self.observe("fold_batch_ms", ms)
-
     def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {"counters": dict(sorted(self.counters.items()))}
         for name, window in sorted(self._windows.items()):

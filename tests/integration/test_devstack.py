@@ -111,3 +111,31 @@ def test_redis_store_commit_is_fenced_by_the_offset(redis_url: str, unique: str)
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def test_commit_of_several_partitions_is_all_or_nothing(redis_url: str, unique: str) -> None:
+    """One evaluate pass commits partitions 0 and 1 together: if partition 1's offset moved under
+    it, partition 0's changes are not written either."""
+    import redis as redis_lib
+
+    from projections.redis_store import FencedOut, RedisStore, commit_many
+    from tiering.params import RuleParams
+
+    client = redis_lib.Redis.from_url(redis_url)
+    try:
+        p0, p1 = RedisStore(client, unique, 0, RuleParams()), RedisStore(client, unique, 1, RuleParams())
+        other = RedisStore(client, unique, 1, RuleParams())
+        assert p0.load() == -1 and p1.load() == -1 and other.load() == -1
+        other.commit(5)  # another worker moved partition 1 on
+        with pytest.raises(FencedOut, match="partition 1"):
+            commit_many(client, [(p0, 7, None), (p1, 7, None)])
+        assert p0.load() == -1 and p1.load() == 5
+        commit_many(client, [(p0, 7, None), (p1, 9, None)])  # reloaded: both go through
+        assert (p0.offset, p1.offset) == (7, 9)
+        assert RedisStore(client, unique, 0, RuleParams()).load() == 7
+        assert RedisStore(client, unique, 1, RuleParams()).load() == 9
+    finally:
+        keys = list(client.scan_iter(f"{unique}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
