@@ -207,10 +207,6 @@ class Pipeline:
         """Drop the per-partition processors (their cached clock and offset): the next batch loads afresh."""
         self._processors.clear()
 
-    async def evaluate(self, partition: int, records: Sequence[tuple[int, bytes]], send: Send) -> int:
-        """Fold one partition's ledger records into Redis and publish the outputs; return outputs sent."""
-        return await self.evaluate_pass([(partition, records)], send)
-
     async def evaluate_pass(self, batches: Sequence[tuple[int, Sequence[tuple[int, bytes]]]], send: Send) -> int:
         """Fold the ledger records of several partitions (one fetch's worth) into Redis, publish
         the outputs, commit every partition in one transaction; return outputs sent.
@@ -224,8 +220,8 @@ class Pipeline:
             return await self._evaluate(decoded, send)
 
     async def _evaluate(self, decoded: list[tuple[int, list[tuple[int, Any]]]], send: Send) -> int:
-        for attempt in range(3):
-            work = [(self.processor(p), records) for p, records in decoded]  # after a fence: reloaded
+        work = [(self.processor(p), records) for p, records in decoded]
+        for attempt in range(3):  # after a fence, fold_pass reloads each partition's state
             t0 = time.perf_counter()
             results = await asyncio.to_thread(fold_pass, work)
             self.metrics.observe("fold_batch_ms", (time.perf_counter() - t0) * 1000)

@@ -159,20 +159,18 @@ class Closer:
 
     def _apply_deferred(self, store: StateStore, out: list[Output]) -> None:
         for ts, _seq, shop_id, user, kind in store.take_due(store.clock.open_boundary):
-            m = store.members(shop_id).get(user)
+            members = store.members(shop_id)
+            m = members.get(user)
             if m is None:
                 continue
             if m.protected:
                 m.protected = False
                 out.append(shop_output("member_protection_changed", shop_id, ts, (user, False, ts),
                                        user_id=user, protected=False))
-            self.apply_fact(store, shop_id, user, m, ts, kind)
+            self.apply_fact(members, user, m, ts, kind)
 
-    def apply_fact(self, store: StateStore, shop_id: str, user: str, m: Member, ts: int, kind: str) -> None:
+    def apply_fact(self, members: MemberIndex, user: str, m: Member, ts: int, kind: str) -> None:
         """Apply one member fact to the counted view (events before the oldest open boundary)."""
-        self.apply_fact_to(store.members(shop_id), user, m, ts, kind)
-
-    def apply_fact_to(self, members: MemberIndex, user: str, m: Member, ts: int, kind: str) -> None:
         if kind == "leave":
             m.counted = False
         else:

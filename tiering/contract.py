@@ -193,13 +193,12 @@ def validate(obj: Any, topic: str | None = None) -> dict[str, Any]:
     `topic` is the input topic the message came from (unprefixed), when known."""
     if type(obj) is not dict:
         raise InvalidEvent(f"not a JSON object ({type(obj).__name__})")
-    raw_type = obj.get("type")
-    if topic is None or (type(raw_type) is str and TOPIC_OF_TYPE.get(raw_type) == topic):
-        fast = _FAST.get(raw_type) if type(raw_type) is str else None
-        if fast is not None:
-            valid = fast(obj)
-            if valid is not None:
-                return valid  # type: ignore[no-any-return]
+    raw_type: Any = obj.get("type")
+    fast = _FAST.get(raw_type) if type(raw_type) is str else None
+    if fast is not None and (topic is None or TOPIC_OF_TYPE.get(raw_type) == topic):
+        valid = fast(obj)
+        if valid is not None:
+            return valid  # type: ignore[no-any-return]
     spec = _SPECS.get(raw_type) if type(raw_type) is str else None
     if spec is None:
         raise InvalidEvent(f"unknown type {_describe(raw_type)}" if "type" in obj else "missing field 'type'",

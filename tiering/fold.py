@@ -25,7 +25,6 @@ class Folder:
         self.params = params
         self.cal = params.calendar
         self.closer = close.Closer(params)
-        self._cycle = (0, 0)  # [start, end) of the cycle of the last event folded
         self._handlers: dict[str, Callable[[StateStore, ShopState, dict[str, Any], int, list[Output]], None]] = {
             "member_joined": self._joined, "member_left": self._left, "order_paid": self._paid,
             "benefit_redeemed": self._redeemed, "benefit_config_changed": self._benefit_config,
@@ -59,11 +58,8 @@ class Folder:
             clock.bump("late")
             out.append(late_event(e, closed))
             return
-        lo, hi = self._cycle
-        if not lo <= ts < hi:  # events mostly arrive in one cycle: look the calendar up on a change
-            lo = self.cal.cycle_start(ts)
-            self._cycle = lo, hi = lo, self.cal.next_boundary(lo)
-        store.remember(lo, eid)
+        cycle = self.cal.cycle_start(ts)  # the calendar keeps the last cycle's range: no search per event
+        store.remember(cycle, eid)
         clock.seq += 1
         handler = self._handlers.get(etype)
         if handler is not None:
@@ -72,7 +68,7 @@ class Folder:
                 shop = store.add_shop(e["shop_id"], ts)
             elif ts < shop.known_since:
                 shop.known_since = ts
-            handler(store, shop, e, lo, out)
+            handler(store, shop, e, cycle, out)
             store.touch(shop)
         elif etype == "clock_advanced":
             pass
@@ -101,7 +97,7 @@ class Folder:
             members.update(user, m, *close.untils(m, self.params))
             store.defer((ts, clock.seq, shop.shop_id, user, kind))
         else:
-            self.closer.apply_fact_to(members, user, m, ts, kind)
+            self.closer.apply_fact(members, user, m, ts, kind)
 
     def _joined(self, store: StateStore, shop: ShopState, e: dict[str, Any], cycle: int,
                 out: list[Output]) -> None:
