@@ -4,8 +4,15 @@ A batch is `load()` → `prefetch(records)` → fold → `commit(offset)`. Reads
 what was prefetched (a miss is fetched at once); writes are buffered and applied in
 one MULTI/EXEC together with the partition's ledger offset, under WATCH of that
 offset, so a batch folded from stale state (another worker took the partition) fails
-to commit instead of overwriting. Members live in Redis only: a hash of records and
-two sorted sets scored by `quality_until` and `effective_until`.
+to commit instead of overwriting. Members live in Redis: a hash of records and two
+sorted sets scored by `quality_until` and `effective_until`.
+
+What a batch read stays cached for the next one while the partition's offset fence holds:
+after a commit the store holds exactly what Redis holds, so the next `load()` keeps it if
+the stored offset is still the one this store committed, and drops it otherwise (another
+worker wrote the partition) or when the last batch did not commit (a fence, an error). A
+warm batch then reads from Redis only what it has not seen: new shops, new members, event
+ids. Member records are bounded (`MEMBER_CACHE`); shop states and counters are one per shop.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from tiering.state import Clock, CycleCounters, Fact, Member, ShopState
 from tiering.view import tier_class
 
 MGET_CHUNK = 1000  # keys per MGET
+MEMBER_CACHE = 200_000  # member records one partition's store keeps between batches
 COUNTS_CHUNK = 1000  # shops per counts script call
 # Per shop (KEYS: its effective and quality zsets), at its boundary b (ARGV[1 + i]): members (ZCARD),
 # quality and effective members (until > b), and, when ARGV[1] (the cycle start) is not -1, who
@@ -68,6 +76,8 @@ class RedisMembers:
 
     def loaded(self, user: str, raw: bytes | None) -> None:
         m = codec.decode_member(raw) if raw is not None else None
+        if user not in self.cache:
+            self.store.cached_members += 1
         self.cache[user] = m
         self.orig[user] = (m.counted, *untils(m, self.store.params)) if m is not None else _ABSENT
 
@@ -79,6 +89,8 @@ class RedisMembers:
     def update(self, user_id: str, m: Member, quality_until: int | None, effective_until: int | None) -> None:
         if user_id not in self.orig:
             self.get(user_id)
+        if not self.dirty:
+            self.store._changed_members.append(self)
         self.cache[user_id] = m
         self.dirty[user_id] = (m.counted, quality_until, effective_until)
 
@@ -102,6 +114,19 @@ class RedisMembers:
             else:
                 users.discard(user)
         return sorted(users)
+
+    def settle(self, floor: int | None) -> None:
+        """The batch committed: its changes are what Redis holds. Counts at instants before
+        `floor` (the oldest open cycle's start) are never asked again."""
+        if self.dirty:
+            for b in self.base_counts:
+                self.base_counts[b] = self.count_after(b)
+            self.orig.update(self.dirty)
+            self.dirty.clear()
+        if floor is not None:
+            for b in [b for b in self.base_counts if b < floor]:
+                del self.base_counts[b]
+        self.base_silent.clear()
 
     def write(self, pipe: Any) -> None:
         """The batch's member changes in at most five commands (one per key and kind)."""
@@ -140,23 +165,32 @@ class RedisStore:
         self.offset = -1
         self.loaded_marks: tuple[int | None, int | None, int] = (None, None, 0)
         self._counts_script = client.register_script(COUNTS_LUA)
-        self._reset()
+        self.forget_cache()
 
-    def _reset(self) -> None:
+    def forget_cache(self) -> None:
+        """Drop everything read from Redis: the next batch reads it afresh."""
+        self._warm = False  # the cache is what Redis holds at `self.offset` (set by a commit)
         self._shops: dict[str, ShopState | None] = {}
+        self._members: dict[str, RedisMembers] = {}
+        self.cached_members = 0
+        self._counters: dict[tuple[str, int], CycleCounters | None] = {}
+        self._seen_cycles: set[int] = set()
+        self._shop_list: list[str] | None = None
+        self._orig_class: dict[str, tuple[str, str]] = {}  # shop -> read-model class as stored
+        self._batch()
+
+    def _batch(self) -> None:
+        """What one batch writes or reads for itself alone."""
         self._new_shops: set[str] = set()
         self._touched: set[str] = set()
-        self._members: dict[str, RedisMembers] = {}
-        self._counters: dict[tuple[str, int], CycleCounters | None] = {}
+        self._accessed: set[tuple[str, int]] = set()  # counters the batch asked for
+        self._changed_members: list[RedisMembers] = []  # member indexes the batch changed
         self._dropped: set[tuple[str, int]] = set()
         self._seen_hits: set[str] = set()
         self._remembered: dict[int, set[str]] = {}
         self._forget: list[int] = []
-        self._seen_cycles: set[int] = set()
         self._deferred_new: list[Fact] = []
         self._deferred_all: list[Fact] | None = None
-        self._shop_list: list[str] | None = None
-        self._orig_class: dict[str, tuple[str, str]] = {}  # shop -> read-model class when loaded
         self._touch_all = False
 
     # -- unit of work --------------------------------------------------------------------------
@@ -169,18 +203,44 @@ class RedisStore:
 
     def queue_load(self, pipe: Any) -> None:
         """`load`'s reads, queued on a pipeline shared with other partitions; then `apply_load`."""
-        self._reset()
-        pipe.get(self.keys.clock(self.p))
         pipe.get(self.keys.offset(self.p))
+        pipe.get(self.keys.clock(self.p))
         pipe.smembers(self.keys.seen_cycles(self.p))
 
     def apply_load(self, results: Iterator[Any]) -> int:
-        raw_clock, raw_offset, cycles = next(results), next(results), next(results)
-        self.clock = codec.decode_clock(raw_clock)
+        raw_offset, raw_clock, cycles = next(results), next(results), next(results)
+        offset = int(raw_offset) if raw_offset is not None else -1
+        if not self._warm or offset != self.offset:  # someone else wrote, or the last batch failed
+            self.forget_cache()
+            self.clock = codec.decode_clock(raw_clock)
+            self._seen_cycles = {int(c) for c in cycles}
+            self.offset = offset
+        self._warm = False  # until this batch commits
+        self._batch()
         self.loaded_marks = (self.clock.watermark, self.clock.last_closed, self.clock.open_boundary)
-        self.offset = int(raw_offset) if raw_offset is not None else -1
-        self._seen_cycles = {int(c) for c in cycles}
         return self.offset
+
+    def committed(self, offset: int) -> None:
+        """The batch's transaction went through: the cache is what Redis holds at `offset`."""
+        self.offset = offset
+        closed = self.clock.last_closed
+        moved = closed != self.loaded_marks[1]  # a boundary closed in this batch
+        for idx in self._members.values() if moved else self._changed_members:
+            idx.settle(closed)
+        for sid in (self._shops if self._touch_all else self._touched):
+            state = self._shops.get(sid)
+            if state is not None:
+                self._orig_class[sid] = tier_class(state)
+        if moved and closed is not None:  # closed cycles' counters are never read again
+            for key in [key for key in self._counters if key[1] < closed]:
+                del self._counters[key]
+        if self.cached_members > MEMBER_CACHE:  # clean records only: settled above, refetched on use
+            for idx in self._members.values():
+                idx.cache.clear()
+                idx.orig.clear()
+            self.cached_members = 0
+        self._batch()
+        self._warm = True
 
     def prefetch(self, records: Sequence[dict[str, Any]]) -> None:
         """Fetch, in one round trip, what folding these records will read."""
@@ -203,13 +263,19 @@ class RedisStore:
             if "user_id" in rec:
                 users.add(rec["user_id"])
             counters.add((shop, self.cal.cycle_start(rec["ts"])))
-        shop_list = sorted(shops)
+        cached_shops, cached_members, cached_counters = self._shops, self._members, self._counters
+        shop_list = sorted(s for s in shops if s not in cached_shops)
         for shop in shop_list:
             pipe.get(self.keys.shop(shop))
-        user_lists = [(shop, sorted(shops[shop])) for shop in shop_list if shops[shop]]
+        user_lists = []
+        for shop in sorted(shops):
+            idx = cached_members.get(shop)
+            users = sorted(shops[shop] if idx is None else (u for u in shops[shop] if u not in idx.cache))
+            if users:
+                user_lists.append((shop, users))
         for shop, user_ids in user_lists:
             pipe.hmget(self.keys.members(shop), user_ids)
-        counter_list = sorted(counters)
+        counter_list = sorted(c for c in counters if c not in cached_counters)
         for shop, cycle in counter_list:
             pipe.get(self.keys.counters(shop, cycle))
         cycles = sorted(self._seen_cycles) if ids else []
@@ -259,7 +325,8 @@ class RedisStore:
             if state is not None:
                 values[k.shop(shop)] = codec.encode_shop(state)
         dropped: list[str] = []
-        for (shop, cycle), c in sorted(self._counters.items(), key=lambda kv: kv[0]):
+        for shop, cycle in sorted(self._accessed | self._dropped):
+            c = self._counters.get((shop, cycle))
             if (shop, cycle) in self._dropped:
                 dropped.append(k.counters(shop, cycle))
             elif c is not None and shop in self._touched:
@@ -421,6 +488,7 @@ class RedisStore:
 
     def counters(self, shop_id: str, cycle_start: int, create: bool = True) -> CycleCounters | None:
         key = (shop_id, cycle_start)
+        self._accessed.add(key)
         if key not in self._counters:
             raw = self.r.get(self.keys.counters(shop_id, cycle_start))
             self._counters[key] = codec.decode_counters(raw) if raw is not None else None
@@ -458,4 +526,4 @@ def commit_many(client: Any, batches: Sequence[tuple[RedisStore, int, Callable[[
             raise FencedOut(f"partitions {sorted(s.p for s, _o, _a in batches)}: an offset changed while "
                             "committing") from None
     for store, offset, _also in batches:
-        store.offset = offset
+        store.committed(offset)

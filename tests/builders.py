@@ -87,7 +87,9 @@ class Run:
     """Folds events through one store and keeps every output.
 
     With a Redis store each event is its own batch (load, prefetch, fold, commit), so the
-    suite exercises the unit of work, the overlay and the offset fence on every step."""
+    suite exercises the unit of work, the overlay and the offset fence on every step; the
+    store forgets its cache before every third batch, so both a warm batch (state kept from
+    the last commit) and a cold one (everything read back from Redis) fold every rule."""
 
     def __init__(self, params: RuleParams | None = None, store: StateStore | None = None,
                  redis_factory: Any = None) -> None:
@@ -107,6 +109,8 @@ class Run:
                 self.outputs.extend(self.folder.fold(self.store, e))
                 continue
             self.offset += 1
+            if self.offset % 3 == 2:
+                self.processor.store.forget_cache()
             outs, last = self.processor.fold_batch([(self.offset, e)])
             assert last == self.offset
             self.processor.commit(last)

@@ -113,6 +113,53 @@ def test_redis_store_commit_is_fenced_by_the_offset(redis_url: str, unique: str)
         client.close()
 
 
+def test_cached_state_is_kept_only_while_the_offset_fence_holds(redis_url: str, unique: str) -> None:
+    """A store keeps what it committed for its next batch; once another worker has written the
+    partition (the stored offset is not the one it committed) it folds from what Redis holds."""
+    import redis as redis_lib
+
+    from projections.keys import Keys
+    from projections.processor import PartitionProcessor
+    from projections.redis_store import RedisStore
+    from tiering.fold import Folder
+    from tiering.params import RuleParams
+
+    def paid(i: int, amount: int) -> dict[str, object]:
+        return {"event_id": f"o{i}", "type": "order_paid", "ts": 1_672_588_800_000 + i, "shop_id": "s1",
+                "order_id": f"o{i}", "user_id": "u1", "amount_cents": amount}
+
+    def gmv(store: RedisStore) -> int:
+        c = store.counters("s1", store.cal.cycle_start(1_672_588_800_000), create=False)
+        assert c is not None
+        return c.total_gmv
+
+    client = redis_lib.Redis.from_url(redis_url)
+    folder = Folder(RuleParams())
+    try:
+        a = PartitionProcessor(folder, RedisStore(client, unique, 0, RuleParams()), read_models=False)
+        b = PartitionProcessor(folder, RedisStore(client, unique, 0, RuleParams()), read_models=False)
+        for offset, amount in ((0, 1), (1, 2)):
+            _outs, last = a.fold_batch([(offset, paid(offset, amount))])
+            assert last is not None
+            a.commit(last)
+        client.delete(Keys(unique).counters("s1", a.store.cal.cycle_start(1_672_588_800_000)))
+        a.fold_batch([(2, paid(2, 4))])
+        assert gmv(a.store) == 1 + 2 + 4  # a warm batch folds on what a committed, not on Redis
+        a.fold_batch([(2, paid(2, 4))])  # that batch did not commit: the next one reads Redis
+        assert gmv(a.store) == 4
+        a.commit(2)
+        _outs, last = b.fold_batch([(3, paid(3, 8))])  # another worker moves the partition on
+        assert last == 3 and gmv(b.store) == 4 + 8
+        b.commit(3)
+        _outs, last = a.fold_batch([(4, paid(4, 16))])
+        assert last == 4 and gmv(a.store) == 4 + 8 + 16  # a's offset 2 is not Redis's 3: reloaded
+    finally:
+        keys = list(client.scan_iter(f"{unique}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
 def test_commit_of_several_partitions_is_all_or_nothing(redis_url: str, unique: str) -> None:
     """One evaluate pass commits partitions 0 and 1 together: if partition 1's offset moved under
     it, partition 0's changes are not written either."""
