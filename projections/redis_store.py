@@ -270,9 +270,9 @@ class RedisStore:
         user_lists = []
         for shop in sorted(shops):
             idx = cached_members.get(shop)
-            users = sorted(shops[shop] if idx is None else (u for u in shops[shop] if u not in idx.cache))
-            if users:
-                user_lists.append((shop, users))
+            wanted = sorted(shops[shop] if idx is None else (u for u in shops[shop] if u not in idx.cache))
+            if wanted:
+                user_lists.append((shop, wanted))
         for shop, user_ids in user_lists:
             pipe.hmget(self.keys.members(shop), user_ids)
         counter_list = sorted(c for c in counters if c not in cached_counters)
