@@ -48,6 +48,37 @@ end
 return out
 """
 
+# KEYS: per shop its member hash, effective and quality zsets; ARGV: per shop the number of
+# members it changed, then per member: user id, record, effective_until, quality_until ('' when
+# the member is not counted there). One call per partition and batch instead of up to five
+# commands per shop (their client-side cost was most of a commit at a thousand shops a batch).
+MEMBERS_LUA = """
+local a, STEP = 1, 2000
+local function call_chunked(cmd, key, items)
+  for i = 1, #items, STEP do
+    redis.call(cmd, key, unpack(items, i, math.min(i + STEP - 1, #items)))
+  end
+end
+for s = 1, #KEYS / 3 do
+  local h, e, q = KEYS[3 * s - 2], KEYS[3 * s - 1], KEYS[3 * s]
+  local n = tonumber(ARGV[a]); a = a + 1
+  local records, eadd, qadd, erem, qrem = {}, {}, {}, {}, {}
+  for _ = 1, n do
+    local u, eu, qu = ARGV[a], ARGV[a + 2], ARGV[a + 3]
+    records[#records + 1] = u; records[#records + 1] = ARGV[a + 1]
+    if eu == '' then erem[#erem + 1] = u else eadd[#eadd + 1] = eu; eadd[#eadd + 1] = u end
+    if qu == '' then qrem[#qrem + 1] = u else qadd[#qadd + 1] = qu; qadd[#qadd + 1] = u end
+    a = a + 4
+  end
+  call_chunked('HSET', h, records)
+  call_chunked('ZADD', e, eadd)
+  call_chunked('ZADD', q, qadd)
+  call_chunked('ZREM', e, erem)
+  call_chunked('ZREM', q, qrem)
+end
+return 0
+"""
+
 Index = tuple[bool, int | None, int | None]  # (counted, quality_until, effective_until)
 _ABSENT: Index = (False, None, None)
 
@@ -128,30 +159,17 @@ class RedisMembers:
                 del self.base_counts[b]
         self.base_silent.clear()
 
-    def write(self, pipe: Any) -> None:
-        """The batch's member changes in at most five commands (one per key and kind)."""
-        if not self.dirty:
-            return
+    def changes(self, keys: list[str], args: list[Any]) -> None:
+        """Add the batch's member changes to the arguments of MEMBERS_LUA."""
         k, shop = self.store.keys, self.shop_id
-        encoded: dict[str, bytes] = {}
-        zadd: dict[str, dict[str, int]] = {k.effective(shop): {}, k.quality(shop): {}}
-        zrem: dict[str, list[str]] = {k.effective(shop): [], k.quality(shop): []}
+        keys += (k.members(shop), k.effective(shop), k.quality(shop))
+        args.append(len(self.dirty))
+        cache, encode = self.cache, codec.encode_member
         for user, (counted, q, e) in sorted(self.dirty.items()):
-            m = self.cache[user]
+            m = cache[user]
             assert m is not None
-            encoded[user] = codec.encode_member(m)
-            for key, until in ((k.effective(shop), e), (k.quality(shop), q)):
-                if counted and until is not None:
-                    zadd[key][user] = until
-                else:
-                    zrem[key].append(user)
-        pipe.hset(k.members(shop), mapping=encoded)
-        for key, scores in zadd.items():
-            if scores:
-                pipe.zadd(key, scores)
-        for key, users in zrem.items():
-            if users:
-                pipe.zrem(key, *users)
+            args += (user, encode(m), e if counted and e is not None else "",
+                     q if counted and q is not None else "")
 
 
 class RedisStore:
@@ -165,6 +183,7 @@ class RedisStore:
         self.offset = -1
         self.loaded_marks: tuple[int | None, int | None, int] = (None, None, 0)
         self._counts_script = client.register_script(COUNTS_LUA)
+        self._members_script = client.register_script(MEMBERS_LUA)
         self.forget_cache()
 
     def forget_cache(self) -> None:
@@ -335,8 +354,12 @@ class RedisStore:
             pipe.mset(values)
         if dropped:
             pipe.delete(*dropped)
-        for idx in self._members.values():
-            idx.write(pipe)
+        if self._changed_members:
+            keys: list[str] = []
+            args: list[Any] = []
+            for idx in sorted(self._changed_members, key=lambda idx: idx.shop_id):
+                idx.changes(keys, args)
+            self._members_script(keys=keys, args=args, client=pipe)
         for cycle, ids in sorted(self._remembered.items()):
             pipe.sadd(k.seen(p, cycle), *sorted(ids))
             pipe.sadd(k.seen_cycles(p), cycle)

@@ -8,7 +8,7 @@ from fractions import Fraction
 from typing import Any, Final, Literal
 
 from tiering.calendar import Calendar
-from tiering.outputs import publish, ratio
+from tiering.outputs import publish_ratio, ratio, ratio_at_least
 from tiering.params import Standard
 from tiering.state import CycleCounters, Timeline
 
@@ -63,9 +63,9 @@ class Indicators:
         return {
             "benefit_online_days": self.benefit_online_days,
             "effective_members": self.effective_members,
-            "member_gmv_share": publish(self.member_gmv_share),
-            "quality_member_ratio": publish(self.quality_member_ratio),
-            "benefit_penetration": publish(self.benefit_penetration),
+            "member_gmv_share": publish_ratio(self.member_gmv_cents, self.total_gmv_cents),
+            "quality_member_ratio": publish_ratio(self.quality_members, self.effective_members),
+            "benefit_penetration": publish_ratio(self.benefit_members, self.paying_members),
             "quality_members": self.quality_members,
             "silent_members": self.members - self.effective_members,
             "member_gmv_cents": self.member_gmv_cents,
@@ -80,9 +80,11 @@ def criteria(ind: Indicators, std: Standard, online_threshold: int) -> dict[str,
     return {
         "benefit_online_days": ind.benefit_online_days > online_threshold,
         "effective_members": ind.effective_members >= std.min_effective_members,
-        "member_gmv_share": ind.member_gmv_share >= std.min_member_gmv_share,
-        "quality_member_ratio": ind.quality_member_ratio >= std.min_quality_member_ratio,
-        "benefit_penetration": ind.benefit_penetration >= std.min_benefit_penetration,
+        "member_gmv_share": ratio_at_least(ind.member_gmv_cents, ind.total_gmv_cents, std.min_member_gmv_share),
+        "quality_member_ratio": ratio_at_least(ind.quality_members, ind.effective_members,
+                                               std.min_quality_member_ratio),
+        "benefit_penetration": ratio_at_least(ind.benefit_members, ind.paying_members,
+                                              std.min_benefit_penetration),
     }
 
 

@@ -40,6 +40,19 @@ def publish(x: Fraction) -> float:
     return round(float(x), 6)
 
 
+def publish_ratio(num: int, den: int) -> float:
+    """`publish(ratio(num, den))` without building the fraction (int / int is correctly rounded,
+    as float(Fraction) is: the same float)."""
+    return round(num / den, 6) if den else 0.0
+
+
+def ratio_at_least(num: int, den: int, minimum: Fraction) -> bool:
+    """`ratio(num, den) >= minimum`, exactly, in integers (den >= 0; a zero divisor is a 0 ratio)."""
+    if not den:
+        return minimum <= 0
+    return num * minimum.denominator >= minimum.numerator * den
+
+
 def shop_output(type_: str, shop_id: str, effective_at: int, ident: tuple[Any, ...],
                 **fields: Any) -> Output:
     out: Output = {"type": type_, "event_id": event_id(type_, shop_id, *ident),

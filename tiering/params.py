@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
 from tiering.calendar import DAY_MS, Calendar
@@ -30,6 +31,10 @@ class Standard:
                    frac("min_new_member_conversion"))
 
     def to_json(self) -> dict[str, Any]:
+        return dict(self._json)
+
+    @cached_property
+    def _json(self) -> dict[str, Any]:  # a read model and an assessment each publish the standard
         out: dict[str, Any] = {}
         for f in fields(self):
             v = getattr(self, f.name)

@@ -20,7 +20,7 @@ import bisect
 from typing import Any
 
 from tiering.close import Closer
-from tiering.outputs import publish
+from tiering.outputs import publish_ratio
 from tiering.state import Clock, ShopState, StateStore
 
 INDICATORS = ("benefit_online_days", "effective_members", "member_gmv_share", "quality_member_ratio",
@@ -36,20 +36,22 @@ def shop_view(closer: Closer, store: StateStore, shop: ShopState) -> dict[str, A
         return None
     a, b = clock.last_closed, clock.open_boundary
     m = closer.measure(store, shop, a, b, as_of)
-    ind, std = m.indicators, m.standard
+    ind, std = m.indicators, m.standard.to_json()
     days = len(cal.day_starts(a, b))
     indicators: dict[str, dict[str, Any]] = {
         "benefit_online_days": {"value": ind.benefit_online_days, "numerator": ind.benefit_online_days,
                                 "denominator": days, "standard": closer.p.online_days_threshold + 1},
         "effective_members": {"value": ind.effective_members, "numerator": ind.effective_members,
-                              "denominator": ind.members, "standard": std.min_effective_members},
-        "member_gmv_share": {"value": publish(ind.member_gmv_share), "numerator": ind.member_gmv_cents,
-                             "denominator": ind.total_gmv_cents, "standard": float(std.min_member_gmv_share)},
-        "quality_member_ratio": {"value": publish(ind.quality_member_ratio), "numerator": ind.quality_members,
-                                 "denominator": ind.effective_members,
-                                 "standard": float(std.min_quality_member_ratio)},
-        "benefit_penetration": {"value": publish(ind.benefit_penetration), "numerator": ind.benefit_members,
-                                "denominator": ind.paying_members, "standard": float(std.min_benefit_penetration)},
+                              "denominator": ind.members, "standard": std["min_effective_members"]},
+        "member_gmv_share": {"value": publish_ratio(ind.member_gmv_cents, ind.total_gmv_cents),
+                             "numerator": ind.member_gmv_cents, "denominator": ind.total_gmv_cents,
+                             "standard": std["min_member_gmv_share"]},
+        "quality_member_ratio": {"value": publish_ratio(ind.quality_members, ind.effective_members),
+                                 "numerator": ind.quality_members, "denominator": ind.effective_members,
+                                 "standard": std["min_quality_member_ratio"]},
+        "benefit_penetration": {"value": publish_ratio(ind.benefit_members, ind.paying_members),
+                                "numerator": ind.benefit_members, "denominator": ind.paying_members,
+                                "standard": std["min_benefit_penetration"]},
     }
     for name in INDICATORS:
         indicators[name]["met"] = m.met[name]
@@ -61,7 +63,7 @@ def shop_view(closer: Closer, store: StateStore, shop: ShopState) -> dict[str, A
         "as_of": as_of,
         "days_in_cycle": days,
         "indicators": indicators,
-        "standard": {"industry": m.industry, **std.to_json()},
+        "standard": {"industry": m.industry, **std},
         "projected_tier": m.tier,
         "projected_raw_tier": m.raw_tier,
         "tier": shop.tier,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+from fractions import Fraction
 
 import orjson
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from bench.simulate import SimConfig, Simulator
 from replay.file import replay_file, replay_lines
+from tiering.outputs import publish, publish_ratio, ratio, ratio_at_least
 
 pytestmark = pytest.mark.unit
 
@@ -98,3 +100,11 @@ def _parses(line: bytes) -> bool:
         return True
     except orjson.JSONDecodeError:
         return False
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(0, 10**12), st.integers(0, 10**12), st.fractions(min_value=0, max_value=1, max_denominator=10**6))
+def test_ratios_in_integers_equal_the_exact_fractions(num: int, den: int, minimum: Fraction) -> None:
+    """The read models and the close compare and publish ratios without building fractions."""
+    assert ratio_at_least(num, den, minimum) == (ratio(num, den) >= minimum)
+    assert publish_ratio(num, den) == publish(ratio(num, den))
