@@ -87,13 +87,6 @@ class FencedOut(RuntimeError):
     """The partition's offset moved under this batch: another worker committed first."""
 
 
-def _contribution(ix: Index, boundary: int) -> tuple[int, int, int]:
-    counted, q, e = ix
-    if not counted:
-        return 0, 0, 0
-    return 1, int(q is not None and q > boundary), int(e is not None and e > boundary)
-
-
 class RedisMembers:
     """MemberIndex over Redis with an overlay of this batch's changes (read-your-writes)."""
 
@@ -129,10 +122,17 @@ class RedisMembers:
         if boundary not in self.base_counts:
             self.store.fetch_counts([self.shop_id], boundary, None)
         total, quality, effective = self.base_counts[boundary]
-        for user, now in self.dirty.items():
-            t0, q0, e0 = _contribution(self.orig[user], boundary)
-            t1, q1, e1 = _contribution(now, boundary)
-            total, quality, effective = total - t0 + t1, quality - q0 + q1, effective - e0 + e1
+        orig = self.orig
+        for user, (c1, q1, e1) in self.dirty.items():  # each changed member: out as stored, in as now
+            c0, q0, e0 = orig[user]
+            if c0:
+                total -= 1
+                quality -= q0 is not None and q0 > boundary
+                effective -= e0 is not None and e0 > boundary
+            if c1:
+                total += 1
+                quality += q1 is not None and q1 > boundary
+                effective += e1 is not None and e1 > boundary
         return total, quality, effective
 
     def fell_silent(self, start: int, end: int) -> list[str]:
@@ -207,6 +207,7 @@ class RedisStore:
         self._dropped: set[tuple[str, int]] = set()
         self._seen_hits: set[str] = set()
         self._remembered: dict[int, set[str]] = {}
+        self._remembered_ids: set[str] = set()  # the union of _remembered's sets
         self._forget: list[int] = []
         self._deferred_new: list[Fact] = []
         self._deferred_all: list[Fact] | None = None
@@ -381,19 +382,21 @@ class RedisStore:
     # -- StateStore ----------------------------------------------------------------------------
 
     def is_duplicate(self, event_id: str) -> bool:
-        if event_id in self._seen_hits:
-            return True
-        return any(event_id in ids for ids in self._remembered.values())
+        return event_id in self._seen_hits or event_id in self._remembered_ids
 
     def remember(self, cycle_start: int, event_id: str) -> None:
-        self._remembered.setdefault(cycle_start, set()).add(event_id)
-        self._seen_cycles.add(cycle_start)
+        ids = self._remembered.get(cycle_start)
+        if ids is None:
+            ids = self._remembered[cycle_start] = set()
+            self._seen_cycles.add(cycle_start)
+        ids.add(event_id)
+        self._remembered_ids.add(event_id)
 
     def forget_before(self, cycle_start: int) -> None:
         for cycle in sorted(c for c in self._seen_cycles if c < cycle_start):
             self._forget.append(cycle)
             self._seen_cycles.discard(cycle)
-            self._remembered.pop(cycle, None)
+            self._remembered_ids -= self._remembered.pop(cycle, set())
 
     def defer(self, fact: Fact) -> None:
         self._deferred_new.append(fact)
