@@ -49,9 +49,10 @@ return out
 """
 
 # KEYS: per shop its member hash, effective and quality zsets; ARGV: per shop the number of
-# members it changed, then per member: user id, record, effective_until, quality_until ('' when
-# the member is not counted there). One call per partition and batch instead of up to five
-# commands per shop (their client-side cost was most of a commit at a thousand shops a batch).
+# members it changed, then per member: user id, record, and for the effective and the quality
+# zset a new score, '-' (leaves it) or '' (unchanged there). One call per partition and batch
+# instead of up to five commands per shop (their client-side cost was most of a commit at a
+# thousand shops a batch).
 MEMBERS_LUA = """
 local a, STEP = 1, 2000
 local function call_chunked(cmd, key, items)
@@ -66,8 +67,8 @@ for s = 1, #KEYS / 3 do
   for _ = 1, n do
     local u, eu, qu = ARGV[a], ARGV[a + 2], ARGV[a + 3]
     records[#records + 1] = u; records[#records + 1] = ARGV[a + 1]
-    if eu == '' then erem[#erem + 1] = u else eadd[#eadd + 1] = eu; eadd[#eadd + 1] = u end
-    if qu == '' then qrem[#qrem + 1] = u else qadd[#qadd + 1] = qu; qadd[#qadd + 1] = u end
+    if eu == '-' then erem[#erem + 1] = u elseif eu ~= '' then eadd[#eadd + 1] = eu; eadd[#eadd + 1] = u end
+    if qu == '-' then qrem[#qrem + 1] = u elseif qu ~= '' then qadd[#qadd + 1] = qu; qadd[#qadd + 1] = u end
     a = a + 4
   end
   call_chunked('HSET', h, records)
@@ -164,12 +165,20 @@ class RedisMembers:
         k, shop = self.store.keys, self.shop_id
         keys += (k.members(shop), k.effective(shop), k.quality(shop))
         args.append(len(self.dirty))
-        cache, encode = self.cache, codec.encode_member
+        cache, orig, encode = self.cache, self.orig, codec.encode_member
         for user, (counted, q, e) in sorted(self.dirty.items()):
             m = cache[user]
             assert m is not None
-            args += (user, encode(m), e if counted and e is not None else "",
-                     q if counted and q is not None else "")
+            was_counted, q0, e0 = orig[user]
+            args += (user, encode(m), _zset_op(was_counted, e0, counted, e), _zset_op(was_counted, q0, counted, q))
+
+
+def _zset_op(was_counted: bool, before: int | None, counted: bool, now: int | None) -> int | str:
+    """A member's change in one of its shop's zsets (MEMBERS_LUA): its new score, '-' or ''."""
+    was_in = was_counted and before is not None
+    if counted and now is not None:
+        return now if not was_in or now != before else ""
+    return "-" if was_in else ""
 
 
 class RedisStore:
@@ -190,6 +199,7 @@ class RedisStore:
         """Drop everything read from Redis: the next batch reads it afresh."""
         self._warm = False  # the cache is what Redis holds at `self.offset` (set by a commit)
         self._shops: dict[str, ShopState | None] = {}
+        self._stored_shops: dict[str, bytes] = {}  # shop -> its state as Redis holds it
         self._members: dict[str, RedisMembers] = {}
         self.cached_members = 0
         self._counters: dict[tuple[str, int], CycleCounters | None] = {}
@@ -202,6 +212,7 @@ class RedisStore:
         """What one batch writes or reads for itself alone."""
         self._new_shops: set[str] = set()
         self._touched: set[str] = set()
+        self._written_shops: dict[str, bytes] = {}  # shop states the batch's transaction writes
         self._accessed: set[tuple[str, int]] = set()  # counters the batch asked for
         self._changed_members: list[RedisMembers] = []  # member indexes the batch changed
         self._dropped: set[tuple[str, int]] = set()
@@ -243,6 +254,7 @@ class RedisStore:
     def committed(self, offset: int) -> None:
         """The batch's transaction went through: the cache is what Redis holds at `offset`."""
         self.offset = offset
+        self._stored_shops.update(self._written_shops)
         closed = self.clock.last_closed
         moved = closed != self.loaded_marks[1]  # a boundary closed in this batch
         for idx in self._members.values() if moved else self._changed_members:
@@ -318,6 +330,8 @@ class RedisStore:
 
     def _loaded_shop(self, shop_id: str, raw: bytes | None) -> ShopState | None:
         state = self._shops[shop_id] = codec.decode_shop(raw) if raw is not None else None
+        if raw is not None:
+            self._stored_shops[shop_id] = raw
         if state is not None:
             self._orig_class[shop_id] = tier_class(state)
         return state
@@ -340,10 +354,13 @@ class RedisStore:
         if self._new_shops:
             pipe.sadd(k.shops(p), *sorted(self._new_shops))
         values: dict[str, bytes] = {}  # one MSET and one DEL for shop states and counters
+        stored, written = self._stored_shops, self._written_shops
         for shop in sorted(self._touched):
             state = self._shops.get(shop)
             if state is not None:
-                values[k.shop(shop)] = codec.encode_shop(state)
+                raw = codec.encode_shop(state)
+                if stored.get(shop) != raw:  # an order changes counters and members, rarely the shop
+                    values[k.shop(shop)] = written[shop] = raw
         dropped: list[str] = []
         for shop, cycle in sorted(self._accessed | self._dropped):
             c = self._counters.get((shop, cycle))

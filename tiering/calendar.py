@@ -26,6 +26,7 @@ class Calendar:
     _last: list[int] = field(init=False, repr=False, compare=False)  # lookup cache: [lo, hi, index]
     _slots: dict[int, int] = field(init=False, repr=False, compare=False)  # quarter-hour slot -> index
     _days: dict[tuple[int, int], list[int]] = field(init=False, repr=False, compare=False)  # day_starts cache
+    _ids: dict[int, str] = field(init=False, repr=False, compare=False)  # cycle_id cache
 
     def __post_init__(self) -> None:
         tz = ZoneInfo(self.tz_name)
@@ -39,6 +40,7 @@ class Calendar:
         object.__setattr__(self, "_last", [0, 0, -1])
         object.__setattr__(self, "_slots", {})
         object.__setattr__(self, "_days", {})
+        object.__setattr__(self, "_ids", {})
 
     @property
     def tz(self) -> ZoneInfo:
@@ -88,7 +90,12 @@ class Calendar:
 
     def cycle_id(self, start: int) -> str:
         """Cycle id: the local date of its start, e.g. `2023-01-16`."""
-        return self.local_date(start).isoformat()
+        cid = self._ids.get(start)
+        if cid is None:
+            if len(self._ids) > 10_000:
+                self._ids.clear()
+            cid = self._ids[start] = self.local_date(start).isoformat()
+        return cid
 
     def local_date(self, ts: int) -> date:
         return datetime.fromtimestamp(ts / 1000, self.tz).date()
