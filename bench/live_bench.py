@@ -13,6 +13,10 @@
    An event is matched by its shop's total GMV: every order is 1 cent, so the k-th order of
    a shop has arrived when an announcement of the shop reads total_gmv_cents >= k.
 Both clocks are this machine's (Redis and this process), so the latencies are comparable.
+
+`--split` runs the worker's roles in two processes (`TIERSTREAM_ROLES=ingest,clock` and
+`TIERSTREAM_ROLES=evaluate`, the deployment README describes) instead of one: each role
+then has a core of its own instead of sharing one interpreter lock.
 """
 
 from __future__ import annotations
@@ -57,23 +61,44 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_worker(s: Settings, log: Path, feed_interval_ms: int, port: int = 0) -> subprocess.Popen[bytes]:
+ROLES = {False: ["ingest,clock,evaluate"], True: ["ingest,clock", "evaluate"]}  # by --split
+
+
+def start_worker(s: Settings, log: Path, feed_interval_ms: int, port: int = 0,
+                 roles: str = "ingest,clock,evaluate") -> subprocess.Popen[bytes]:
     env = {**os.environ, "TIERSTREAM_KAFKA": s.kafka, "TIERSTREAM_REDIS": str(s.redis),
            "TIERSTREAM_TOPIC_PREFIX": s.topic_prefix, "TIERSTREAM_NAMESPACE": s.namespace,
-           "TIERSTREAM_FEED_INTERVAL_MS": str(feed_interval_ms), "TIERSTREAM_WEB_PORT": str(port or free_port())}
+           "TIERSTREAM_FEED_INTERVAL_MS": str(feed_interval_ms), "TIERSTREAM_WEB_PORT": str(port or free_port()),
+           "TIERSTREAM_ROLES": roles}
     with open(log, "ab") as f:
         return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT, stdout=f,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def stage_latencies(port: int) -> dict[str, Any]:
-    """The worker's own latency windows (/health): where the time of the end-to-end figure goes."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
-            health = orjson.loads(resp.read())
-    except OSError as exc:
-        return {"error": str(exc)}
-    return {k: v for k, v in health.items() if k.endswith("_ms")}
+Workers = list[tuple[subprocess.Popen[bytes], int]]  # each process and its web port
+
+
+def start_workers(s: Settings, log: Path, feed_interval_ms: int, split: bool) -> Workers:
+    """One worker process with every role, or (`split`) one for ingest + clock and one for evaluate."""
+    out: Workers = []
+    for roles in ROLES[split]:
+        port = free_port()
+        out.append((start_worker(s, log, feed_interval_ms, port, roles), port))
+    return out
+
+
+def stage_latencies(ports: list[int]) -> dict[str, Any]:
+    """The workers' own latency windows (/health): where the time of the end-to-end figure goes."""
+    out: dict[str, Any] = {}
+    for port in ports:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
+                health = orjson.loads(resp.read())
+        except OSError as exc:
+            out[f"error_{port}"] = str(exc)
+            continue
+        out.update({k: v for k, v in health.items() if k.endswith("_ms") and v.get("n")})
+    return out
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -189,8 +214,7 @@ def run_latency(cfg: stack.StackConfig, args: argparse.Namespace, interval_ms: i
     s = Settings(kafka=cfg.bootstrap, redis=Secret(cfg.redis_url),
                  topic_prefix=f"bench{os.urandom(3).hex()}-", namespace=f"bench{os.urandom(3).hex()}")
     asyncio.run(ensure_topics(s))
-    port = free_port()
-    worker = start_worker(s, logdir / f"latency-{interval_ms}.log", interval_ms, port)
+    workers = start_workers(s, logdir / f"latency-{interval_ms}.log", interval_ms, args.split)
     reader = FeedReader(s)
     reader.start()
     try:
@@ -206,15 +230,16 @@ def run_latency(cfg: stack.StackConfig, args: argparse.Namespace, interval_ms: i
                 break
             except RuntimeError:
                 time.sleep(0.5)
-        stages = stage_latencies(port)
+        stages = stage_latencies([port for _w, port in workers])
     finally:
         reader.stopping = True
         reader.join()
-        stop(worker)
+        for worker, _port in workers:
+            stop(worker)
         cleanup(cfg, s)
     warm = 2 * args.shops
     lat = _measured(sent, warm, args.shops, reader.entries)
-    return {"feed_interval_ms": interval_ms, "offered_rate": args.rate, "events": n,
+    return {"feed_interval_ms": interval_ms, "worker_processes": len(workers), "offered_rate": args.rate, "events": n,
             "achieved_rate": round(n / ((sent[-1] - sent[0]) / 1000), 1),
             "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99), "max_ms": round(max(lat), 1),
             "worker_stages": stages}
@@ -241,19 +266,21 @@ def run_throughput(cfg: stack.StackConfig, args: argparse.Namespace, logdir: Pat
     asyncio.run(produce(s, n, args.shops, None))
     raw_s = asyncio.run(raw_consume(s, n))
     r = redis.Redis.from_url(str(s.redis))
-    worker = start_worker(s, logdir / "throughput.log", 250)
+    workers = start_workers(s, logdir / "throughput.log", 250, args.split)
     try:
         first = wait_offsets(r, s, 1, 120)
         last = wait_offsets(r, s, n, 600)
     finally:
-        stop(worker)
+        for worker, _port in workers:
+            stop(worker)
         r.close()
         cleanup(cfg, s)
     if last - first < 1.0:  # offsets are polled every 50 ms: a shorter span cannot be timed
         raise SystemExit(f"live_bench: the worker folded the backlog in {last - first:.2f} s, too short "
                          "to time; use a larger --backlog (100000 is the reference)")
     rate = n / (last - first)
-    return {"events": n, "worker_events_per_s": round(rate), "raw_consume_events_per_s": round(n / raw_s),
+    return {"events": n, "worker_processes": len(workers), "worker_events_per_s": round(rate),
+            "raw_consume_events_per_s": round(n / raw_s),
             "ratio_to_raw": round(rate / (n / raw_s), 3)}
 
 
@@ -264,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--backlog", type=int, default=200_000)
     ap.add_argument("--only", choices=["throughput", "latency"], help="run one part")
+    ap.add_argument("--split", action="store_true",
+                    help="run ingest+clock and evaluate as two worker processes (default: one with every role)")
     args = ap.parse_args(argv)
     cfg = stack.StackConfig.from_env()
     for line in stack.up(cfg):

@@ -44,8 +44,18 @@ from streams.settings import Settings
 from streams.topics import INPUT_TOPICS, LEDGER
 
 FETCH_MAX_WAIT_MS = 25  # an idle fetch returns this often, carrying fresh end offsets
+TOP_UP_MS = 5  # the ledger reader's second look for records appended while it was busy
 MAX_RECORDS = 5000  # per getmany
 ARRIVAL_MAX_HOLD_S = 5.0  # see docs/design-notes.md, "Arrival order"
+
+
+def _merged(first: dict[TopicPartition, list[ConsumerRecord]],
+            then: dict[TopicPartition, list[ConsumerRecord]]) -> dict[TopicPartition, list[ConsumerRecord]]:
+    """Two consecutive fetches as one (a partition's records stay in offset order)."""
+    out = {tp: list(records) for tp, records in first.items()}
+    for tp, records in then.items():
+        out.setdefault(tp, []).extend(records)
+    return out
 
 
 def _fanned_out(headers: Any) -> bool:
@@ -58,6 +68,7 @@ class GroupReader:
     The loop and the rebalance callbacks never interleave (one lock)."""
 
     name = "reader"
+    top_up = False  # after a fetch, take what a fresh fetch returns at once into the same batch
 
     def __init__(self, settings: Settings, pipeline: Pipeline, topics: list[str], group_id: str) -> None:
         self.settings, self.pipeline, self.topics, self.group_id = settings, pipeline, topics, group_id
@@ -82,6 +93,8 @@ class GroupReader:
         try:
             while not self._stopping:
                 got = await consumer.getmany(timeout_ms=FETCH_MAX_WAIT_MS, max_records=MAX_RECORDS)
+                if got and self.top_up:
+                    got = _merged(got, await consumer.getmany(timeout_ms=TOP_UP_MS, max_records=MAX_RECORDS))
                 async with self._lock:
                     await self.handle(consumer, got)
         finally:
@@ -215,6 +228,9 @@ class LedgerReader(GroupReader):
     """Fold each ledger partition's records into Redis, a partition at a time, in large batches."""
 
     name = "evaluate"
+    # aiokafka keeps one fetched batch per partition: records appended while a pass runs, after
+    # that batch came in, wait for the pass after next. A second fetch right away takes them now.
+    top_up = True
 
     def __init__(self, settings: Settings, pipeline: Pipeline, send: Send, group_id: str) -> None:
         super().__init__(settings, pipeline, [settings.topic(LEDGER)], group_id)
