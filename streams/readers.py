@@ -45,6 +45,7 @@ from streams.topics import INPUT_TOPICS, LEDGER
 
 FETCH_MAX_WAIT_MS = 25  # an idle fetch returns this often, carrying fresh end offsets
 TOP_UP_MS = 5  # the ledger reader's second look for records appended while it was busy
+LAG_COMMIT_EVERY_S = 1.0  # the ledger group's Kafka offsets (for lag tools only) are committed this often
 MAX_RECORDS = 5000  # per getmany
 ARRIVAL_MAX_HOLD_S = 5.0  # see docs/design-notes.md, "Arrival order"
 
@@ -236,6 +237,8 @@ class LedgerReader(GroupReader):
         super().__init__(settings, pipeline, [settings.topic(LEDGER)], group_id)
         self.send = send
         self._target: str | None = None
+        self._lag_offsets: dict[TopicPartition, int] = {}  # folded, not yet committed to the group
+        self._lag_committed_at = 0.0
 
     def follow(self, namespace: str) -> None:
         """The live pointer names `namespace` (a promote): switch to it at the next batch."""
@@ -268,7 +271,17 @@ class LedgerReader(GroupReader):
         done_ms = time.time() * 1000
         metrics.observe("ledger_to_commit_ms", done_ms - oldest)
         metrics.observe("evaluate_pass_ms", done_ms - fetched_ms)
-        await self.commit(consumer, {tp: records[-1].offset + 1 for tp, records in batches})
+        self._lag_offsets.update({tp: records[-1].offset + 1 for tp, records in batches})
+        if time.monotonic() - self._lag_committed_at >= LAG_COMMIT_EVERY_S:  # a round trip a second, not a pass
+            await self._commit_lag(consumer)
+
+    async def _commit_lag(self, consumer: AIOKafkaConsumer) -> None:
+        offsets, self._lag_offsets = self._lag_offsets, {}
+        self._lag_committed_at = time.monotonic()
+        await self.commit(consumer, offsets)
+
+    async def closing(self, consumer: AIOKafkaConsumer) -> None:
+        await self._commit_lag(consumer)
 
     async def on_assigned(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> None:
         """Resume each partition after what its Redis namespace folded, whatever the group committed."""
