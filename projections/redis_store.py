@@ -242,12 +242,13 @@ class RedisStore:
         raw_offset, raw_clock, cycles = next(results), next(results), next(results)
         offset = int(raw_offset) if raw_offset is not None else -1
         if not self._warm or offset != self.offset:  # someone else wrote, or the last batch failed
-            self.forget_cache()
+            self.forget_cache()  # (and the last batch's own sets)
             self.clock = codec.decode_clock(raw_clock)
             self._seen_cycles = {int(c) for c in cycles}
             self.offset = offset
+        else:
+            self._batch()
         self._warm = False  # until this batch commits
-        self._batch()
         self.loaded_marks = (self.clock.watermark, self.clock.last_closed, self.clock.open_boundary)
         return self.offset
 
@@ -271,8 +272,7 @@ class RedisStore:
                 idx.cache.clear()
                 idx.orig.clear()
             self.cached_members = 0
-        self._batch()
-        self._warm = True
+        self._warm = True  # (the batch's own sets are reset by the next load)
 
     def prefetch(self, records: Sequence[dict[str, Any]]) -> None:
         """Fetch, in one round trip, what folding these records will read."""

@@ -65,16 +65,22 @@ def new_run(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "memory":
         yield lambda params=None: Run(params)
         return
-    import redis as redis_lib
-
     from projections.redis_store import RedisStore
 
     request.getfixturevalue("devstack")
-    url = request.getfixturevalue("redis_url")
-    ns = f"t{uuid.uuid4().hex[:10]}"
-    client = redis_lib.Redis.from_url(url)
+    client = request.getfixturevalue("redis_client")
+    ns = request.getfixturevalue("unique")
     yield lambda params=None: Run(params, redis_factory=lambda p: RedisStore(client, ns, 0, p))
-    keys = list(client.scan_iter(f"{ns}:*", count=1000))
+
+
+@pytest.fixture
+def redis_client(redis_url: str, unique: str) -> Iterator[Any]:
+    """A client of the devstack's Redis; the keys of namespace `unique` are deleted afterwards."""
+    import redis as redis_lib
+
+    client = redis_lib.Redis.from_url(redis_url)
+    yield client
+    keys = list(client.scan_iter(f"{unique}:*", count=1000))
     if keys:
         client.delete(*keys)
     client.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -91,33 +92,22 @@ def test_devstack_up_twice_is_harmless(devstack: stack.StackConfig) -> None:
     assert all("already running" in line for line in again)
 
 
-def test_redis_store_commit_is_fenced_by_the_offset(redis_url: str, unique: str) -> None:
+def test_redis_store_commit_is_fenced_by_the_offset(redis_client: Any, unique: str) -> None:
     """Two folds of one partition from the same offset: the second commit fails instead of overwriting."""
-    import redis as redis_lib
-
     from projections.redis_store import FencedOut, RedisStore
     from tiering.params import RuleParams
 
-    client = redis_lib.Redis.from_url(redis_url)
-    try:
-        a, b = RedisStore(client, unique, 0, RuleParams()), RedisStore(client, unique, 0, RuleParams())
-        assert a.load() == -1 and b.load() == -1
-        a.commit(10)
-        with pytest.raises(FencedOut):
-            b.commit(10)
-        assert b.load() == 10
-    finally:
-        keys = list(client.scan_iter(f"{unique}:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+    a, b = RedisStore(redis_client, unique, 0, RuleParams()), RedisStore(redis_client, unique, 0, RuleParams())
+    assert a.load() == -1 and b.load() == -1
+    a.commit(10)
+    with pytest.raises(FencedOut):
+        b.commit(10)
+    assert b.load() == 10
 
 
-def test_cached_state_is_kept_only_while_the_offset_fence_holds(redis_url: str, unique: str) -> None:
+def test_cached_state_is_kept_only_while_the_offset_fence_holds(redis_client: Any, unique: str) -> None:
     """A store keeps what it committed for its next batch; once another worker has written the
     partition (the stored offset is not the one it committed) it folds from what Redis holds."""
-    import redis as redis_lib
-
     from projections.keys import Keys
     from projections.processor import PartitionProcessor
     from projections.redis_store import RedisStore
@@ -133,56 +123,40 @@ def test_cached_state_is_kept_only_while_the_offset_fence_holds(redis_url: str, 
         assert c is not None
         return c.total_gmv
 
-    client = redis_lib.Redis.from_url(redis_url)
     folder = Folder(RuleParams())
-    try:
-        a = PartitionProcessor(folder, RedisStore(client, unique, 0, RuleParams()), read_models=False)
-        b = PartitionProcessor(folder, RedisStore(client, unique, 0, RuleParams()), read_models=False)
-        for offset, amount in ((0, 1), (1, 2)):
-            _outs, last = a.fold_batch([(offset, paid(offset, amount))])
-            assert last is not None
-            a.commit(last)
-        client.delete(Keys(unique).counters("s1", a.store.cal.cycle_start(1_672_588_800_000)))
-        a.fold_batch([(2, paid(2, 4))])
-        assert gmv(a.store) == 1 + 2 + 4  # a warm batch folds on what a committed, not on Redis
-        a.fold_batch([(2, paid(2, 4))])  # that batch did not commit: the next one reads Redis
-        assert gmv(a.store) == 4
-        a.commit(2)
-        _outs, last = b.fold_batch([(3, paid(3, 8))])  # another worker moves the partition on
-        assert last == 3 and gmv(b.store) == 4 + 8
-        b.commit(3)
-        _outs, last = a.fold_batch([(4, paid(4, 16))])
-        assert last == 4 and gmv(a.store) == 4 + 8 + 16  # a's offset 2 is not Redis's 3: reloaded
-    finally:
-        keys = list(client.scan_iter(f"{unique}:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+    a = PartitionProcessor(folder, RedisStore(redis_client, unique, 0, RuleParams()), read_models=False)
+    b = PartitionProcessor(folder, RedisStore(redis_client, unique, 0, RuleParams()), read_models=False)
+    for offset, amount in ((0, 1), (1, 2)):
+        _outs, last = a.fold_batch([(offset, paid(offset, amount))])
+        assert last is not None
+        a.commit(last)
+    redis_client.delete(Keys(unique).counters("s1", a.store.cal.cycle_start(1_672_588_800_000)))
+    a.fold_batch([(2, paid(2, 4))])
+    assert gmv(a.store) == 1 + 2 + 4  # a warm batch folds on what a committed, not on Redis
+    a.fold_batch([(2, paid(2, 4))])  # that batch did not commit: the next one reads Redis
+    assert gmv(a.store) == 4
+    a.commit(2)
+    _outs, last = b.fold_batch([(3, paid(3, 8))])  # another worker moves the partition on
+    assert last == 3 and gmv(b.store) == 4 + 8
+    b.commit(3)
+    _outs, last = a.fold_batch([(4, paid(4, 16))])
+    assert last == 4 and gmv(a.store) == 4 + 8 + 16  # a's offset 2 is not Redis's 3: reloaded
 
 
-def test_commit_of_several_partitions_is_all_or_nothing(redis_url: str, unique: str) -> None:
+def test_commit_of_several_partitions_is_all_or_nothing(redis_client: Any, unique: str) -> None:
     """One evaluate pass commits partitions 0 and 1 together: if partition 1's offset moved under
     it, partition 0's changes are not written either."""
-    import redis as redis_lib
-
     from projections.redis_store import FencedOut, RedisStore, commit_many
     from tiering.params import RuleParams
 
-    client = redis_lib.Redis.from_url(redis_url)
-    try:
-        p0, p1 = RedisStore(client, unique, 0, RuleParams()), RedisStore(client, unique, 1, RuleParams())
-        other = RedisStore(client, unique, 1, RuleParams())
-        assert p0.load() == -1 and p1.load() == -1 and other.load() == -1
-        other.commit(5)  # another worker moved partition 1 on
-        with pytest.raises(FencedOut, match="partition 1"):
-            commit_many(client, [(p0, 7, None), (p1, 7, None)])
-        assert p0.load() == -1 and p1.load() == 5
-        commit_many(client, [(p0, 7, None), (p1, 9, None)])  # reloaded: both go through
-        assert (p0.offset, p1.offset) == (7, 9)
-        assert RedisStore(client, unique, 0, RuleParams()).load() == 7
-        assert RedisStore(client, unique, 1, RuleParams()).load() == 9
-    finally:
-        keys = list(client.scan_iter(f"{unique}:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+    p0, p1 = RedisStore(redis_client, unique, 0, RuleParams()), RedisStore(redis_client, unique, 1, RuleParams())
+    other = RedisStore(redis_client, unique, 1, RuleParams())
+    assert p0.load() == -1 and p1.load() == -1 and other.load() == -1
+    other.commit(5)  # another worker moved partition 1 on
+    with pytest.raises(FencedOut, match="partition 1"):
+        commit_many(redis_client, [(p0, 7, None), (p1, 7, None)])
+    assert p0.load() == -1 and p1.load() == 5
+    commit_many(redis_client, [(p0, 7, None), (p1, 9, None)])  # reloaded: both go through
+    assert (p0.offset, p1.offset) == (7, 9)
+    assert RedisStore(redis_client, unique, 0, RuleParams()).load() == 7
+    assert RedisStore(redis_client, unique, 1, RuleParams()).load() == 9
