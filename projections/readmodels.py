@@ -9,9 +9,13 @@ ahead of or behind the state it was computed from.
 Feeds: a changed read model is announced on the shop's stream `{ns}:{shop}:feed` (the
 whole view) and on the platform stream `{ns}:feed` (a summary line), both trimmed to a
 bound. A shop is announced at most once per `min_interval_s`; a change inside that
-interval waits (`pending`) and goes out with a later batch or with `flush`, so the last
+interval waits (`pending`) and goes out with the first batch committed after its interval
+passed (whichever shops that batch touched), or with `flush` when no batch comes, so the last
 change always arrives. Feeds are presentation: their timing reads the wall clock, the
 read models never do.
+
+A shop's feed keeps only its last few views (the dashboard follows it from `$` and shows the
+newest): a longer bound made the feeds most of Redis's memory, and so of every AOF rewrite.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from tiering.close import Closer
 from tiering.state import Clock
 from tiering.view import shop_view, tier_class, view_instant
 
-SHOP_FEED_MAXLEN = 100
+SHOP_FEED_MAXLEN = 10
 PLATFORM_FEED_MAXLEN = 20_000
 # KEYS: the platform feed, then each announced shop's feed; ARGV: the two bounds, then per shop
 # its view and its summary line. One call instead of two XADDs per shop.
@@ -50,7 +54,7 @@ class Prepared:
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     class_moves: dict[tuple[str, str], int] = field(default_factory=dict)
     class_counts: dict[str, int] = field(default_factory=dict)  # industry|tier -> count after the batch
-    announce: list[str] = field(default_factory=list)
+    announce: list[tuple[str, bytes, dict[str, Any]]] = field(default_factory=list)  # shop, view, summary
 
 
 class ReadModels:
@@ -109,15 +113,23 @@ class ReadModels:
                 counts[name] = counts.get(name, 0) + n
             prep.class_counts = counts
         if self.feeds:
-            now = time.monotonic()
-            for sid, raw in prep.views.items():
-                if self._announced.get(sid) == raw:
-                    self._pending.pop(sid, None)
-                elif now - self._last_at.get(sid, -1e9) >= self.min_interval_s:
-                    prep.announce.append(sid)
-                else:
-                    self._pending[sid] = (raw, prep.summaries[sid])
+            self.throttle(prep, time.monotonic())
         return prep
+
+    def throttle(self, prep: Prepared, now: float) -> None:
+        """Announce the batch's changed views whose shop's interval passed, hold back the others,
+        and announce, with this batch, the held-back views of other shops that are now due."""
+        interval = self.min_interval_s
+        for sid, raw in prep.views.items():
+            if self._announced.get(sid) == raw:
+                self._pending.pop(sid, None)
+            elif now - self._last_at.get(sid, -1e9) >= interval:
+                prep.announce.append((sid, raw, prep.summaries[sid]))
+            else:
+                self._pending[sid] = (raw, prep.summaries[sid])
+        if self._pending:
+            prep.announce += [(sid, *held) for sid, held in sorted(self._pending.items())
+                              if sid not in prep.views and now - self._last_at.get(sid, -1e9) >= interval]
 
     def write(self, pipe: Any, prep: Prepared) -> None:
         """Add the batch's read-model writes to its transaction."""
@@ -131,13 +143,13 @@ class ReadModels:
             kept = {name: n for name, n in sorted(prep.class_counts.items()) if n != 0}
             if kept:
                 pipe.hset(k.tiers(self.p), mapping=kept)
-        self._add_feeds(pipe, [(sid, prep.views[sid], prep.summaries[sid]) for sid in prep.announce])
+        self._add_feeds(pipe, prep.announce)
 
-    def committed(self, prep: Prepared) -> None:
+    def committed(self, prep: Prepared, now: float | None = None) -> None:
         """The transaction went through: remember what the feeds announced."""
-        now = time.monotonic()
-        for sid in prep.announce:
-            self._announced[sid] = prep.views[sid]
+        now = time.monotonic() if now is None else now
+        for sid, raw, _summary in prep.announce:
+            self._announced[sid] = raw
             self._last_at[sid] = now
             self._pending.pop(sid, None)
 

@@ -56,6 +56,11 @@ class LedgerWriter:
 
     async def write(self, topic: str, records: Sequence[LedgerRecord]) -> None:
         """Append the records (in order per partition) and wait until the broker has them all."""
+        await asyncio.gather(*await self.enqueue(topic, records))
+
+    async def enqueue(self, topic: str, records: Sequence[LedgerRecord]) -> list[Any]:
+        """Hand the records to the producer as one batch per partition (in order per partition);
+        return the batches' delivery futures without waiting for them."""
         by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
         for key, value, p in records:
             if p is None:
@@ -73,4 +78,4 @@ class LedgerWriter:
                     if batch.append(key=key, value=value, timestamp=None) is None:
                         raise ValueError(f"a ledger record of {len(value)} bytes does not fit a batch")
             futures.append(await self.producer.send_batch(batch, topic, partition=p))
-        await asyncio.gather(*futures)
+        return futures

@@ -93,3 +93,29 @@ def test_platform_counts_follow_tier_moves(new_run: Any) -> None:
         stored = {k.decode(): int(v) for k, v in raw.items()}  # no zero fields left behind
         want = Counter(f"{view_of(run, s)['industry']}|{view_of(run, s)['tier']}" for s in ("s1", "s2", "s3"))
         assert stored == dict(want)
+
+
+def test_feed_throttle_holds_a_change_back_then_sends_it_with_the_next_batch() -> None:
+    """At most one announcement per shop per interval; a held-back change goes out with the first
+    batch committed after its interval, even a batch that did not touch the shop."""
+    import redis
+
+    from projections.keys import Keys
+    from projections.readmodels import Prepared, ReadModels
+    from tiering.close import Closer
+    from tiering.params import RuleParams
+
+    rm = ReadModels(Closer(RuleParams()), Keys("t"), 0, redis.Redis(), min_interval_s=0.25)  # never connects
+
+    def batch(now: float, **views: bytes) -> list[tuple[str, bytes]]:
+        prep = Prepared(views=dict(views), summaries={sid: {"shop_id": sid} for sid in views})
+        rm.throttle(prep, now)
+        rm.committed(prep, now)
+        return [(sid, raw) for sid, raw, _summary in prep.announce]
+
+    assert batch(0.0, a=b"a1", b=b"b1") == [("a", b"a1"), ("b", b"b1")]
+    assert batch(0.1, a=b"a2") == []  # inside a's interval: held back
+    assert batch(0.2, a=b"a3") == []  # still held; the newer view replaces the held one
+    assert batch(0.26, b=b"b2") == [("b", b"b2"), ("a", b"a3")]  # a's interval passed: it rides along
+    assert batch(0.3, a=b"a3") == []  # unchanged since announced
+    assert batch(0.6, c=b"c1") == [("c", b"c1")]  # nothing held any more
