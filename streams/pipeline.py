@@ -109,8 +109,11 @@ class Pipeline:
 
     # -- ingest ------------------------------------------------------------------------------
 
-    async def ingest(self, batch: Sequence[InputMessage], send: Send, ledger: LedgerWriter) -> dict[str, int]:
-        """Validate, drop duplicates, append to the ledger; return the largest ts sent per input partition.
+    async def ingest(self, batch: Sequence[InputMessage], send: Send, ledger: LedgerWriter,
+                     pending: dict[str, bool]) -> dict[str, int]:
+        """Validate, drop duplicates, append to the ledger, then record the ids appended and report
+        progress (`report_progress`, with `pending`) in one round trip; return the largest ts sent
+        per input partition.
 
         Dead letters go through `send`; valid events to the ledger a produce batch per partition."""
         n = self.settings.partitions
@@ -143,18 +146,18 @@ class Pipeline:
         if appended:
             await ledger.write(self.settings.topic(LEDGER), appended)
         await asyncio.gather(*futures)
-        if fresh:
-            pipe = self.aredis.pipeline(transaction=False)
-            for bucket, ids in self._buckets(fresh).items():
-                pipe.hset(bucket, mapping=dict.fromkeys(ids, 1))
-                pipe.expire(bucket, DEDUPE_TTL_S)
-            await pipe.execute()
+        pipe = self.aredis.pipeline(transaction=False)
+        for bucket, ids in self._buckets(fresh).items():
+            pipe.hset(bucket, mapping=dict.fromkeys(ids, 1))
+            pipe.expire(bucket, DEDUPE_TTL_S)
+        await self.report_progress(max_ts, pending, pipe)
         self.metrics.bump("ledger_out", len(fresh))
         return max_ts
 
-    async def report_progress(self, max_ts: dict[str, int], pending: dict[str, bool]) -> None:
-        """Tell the clock how far each input partition got, and which still have records waiting."""
-        pipe = self.aredis.pipeline(transaction=False)
+    async def report_progress(self, max_ts: dict[str, int], pending: dict[str, bool], pipe: Any = None) -> None:
+        """Tell the clock how far each input partition got, and which still have records waiting
+        (added to `pipe`, if given, which is then executed)."""
+        pipe = pipe if pipe is not None else self.aredis.pipeline(transaction=False)
         if max_ts:
             args: list[Any] = []
             for tp, ts in sorted(max_ts.items()):

@@ -16,8 +16,11 @@ tasks, the clock and feed timers, the producer, `/health` and `/metrics`.
 
 Ingest commits its own group's offsets (`<app id>-ingest`) after the ledger acknowledged the
 records released, up to the last released record of each partition (the merge releases a
-partition's records in offset order). The range assignor gives a worker the same partition
-numbers of every input topic, so a shop's input (keyed by shop) and the fanned-out copies of
+partition's records in offset order), at most once a second and when partitions move or the
+reader stops: a worker that dies reads up to a second of input again, and the dedupe store
+drops what the ledger already has (a bad message among it is dead-lettered again, with the
+same id and payload). The range assignor gives a worker the same partition numbers of every
+input topic, so a shop's input (keyed by shop) and the fanned-out copies of
 global events for those partitions meet in one merge. The ledger reader starts each
 partition after the offset its Redis namespace stored (the truth; its group's Kafka offsets
 are only for lag tools), so a record is folded once however partitions move.
@@ -45,7 +48,7 @@ from streams.topics import INPUT_TOPICS, LEDGER
 
 FETCH_MAX_WAIT_MS = 25  # an idle fetch returns this often, carrying fresh end offsets
 TOP_UP_MS = 5  # the ledger reader's second look for records appended while it was busy
-LAG_COMMIT_EVERY_S = 1.0  # the ledger group's Kafka offsets (for lag tools only) are committed this often
+COMMIT_EVERY_S = 1.0  # a reader's group offsets are committed this often (a round trip a second, not a batch)
 MAX_RECORDS = 5000  # per getmany
 ARRIVAL_MAX_HOLD_S = 5.0  # see docs/design-notes.md, "Arrival order"
 
@@ -77,6 +80,8 @@ class GroupReader:
         self._lock = asyncio.Lock()
         self._stopping = False
         self.partitions: list[str] = []  # "topic/partition" held now (in /health)
+        self._done_upto: dict[TopicPartition, int] = {}  # next offset to commit per partition, not yet committed
+        self._committed_at = 0.0
 
     async def starting(self) -> None:
         """Before joining the group."""
@@ -98,6 +103,7 @@ class GroupReader:
                     got = _merged(got, await consumer.getmany(timeout_ms=TOP_UP_MS, max_records=MAX_RECORDS))
                 async with self._lock:
                     await self.handle(consumer, got)
+                    await self.commit_if_due(consumer)
         finally:
             with contextlib.suppress(Exception):
                 async with self._lock:
@@ -133,7 +139,15 @@ class GroupReader:
     async def on_assigned(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> None:
         pass
 
-    async def commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    async def commit_if_due(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit what is done if the last commit is COMMIT_EVERY_S old."""
+        if self._done_upto and time.monotonic() - self._committed_at >= COMMIT_EVERY_S:
+            await self.commit_done(consumer)
+
+    async def commit_done(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit the group's offsets up to what is done (`_done_upto`), now."""
+        offsets, self._done_upto = self._done_upto, {}
+        self._committed_at = time.monotonic()
         assigned = consumer.assignment()
         mine = {tp: OffsetAndMetadata(o, "") for tp, o in offsets.items() if tp in assigned}
         if not mine:
@@ -156,7 +170,6 @@ class IngestReader(GroupReader):
         self.ledger = LedgerWriter(settings.kafka, settings.partitions)
         self.merge: ArrivalMerge[Any] = ArrivalMerge(max_hold_s=ARRIVAL_MAX_HOLD_S)
         self._prefix_len = len(settings.topic_prefix)
-        self._released_upto: dict[TopicPartition, int] = {}  # next offset to commit per partition
 
     async def handle(self, consumer: AIOKafkaConsumer, got: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         received = time.time() * 1000  # liveness only: which end offsets are newer than a record
@@ -170,14 +183,14 @@ class IngestReader(GroupReader):
         await self.ledger.start()
 
     async def closing(self, consumer: AIOKafkaConsumer) -> None:
-        await self._commit(consumer)
+        await self.commit_done(consumer)
         await self.ledger.stop()
 
     def reset(self) -> None:
         forced = self.merge.forced
         self.merge = ArrivalMerge(max_hold_s=ARRIVAL_MAX_HOLD_S)
         self.merge.forced = forced
-        self._released_upto = {}
+        self._done_upto = {}
         self.ledger = LedgerWriter(self.settings.kafka, self.settings.partitions)  # a failed producer is not reused
 
     async def _flush(self, consumer: AIOKafkaConsumer) -> None:
@@ -188,27 +201,22 @@ class IngestReader(GroupReader):
         observed: dict[Any, float | None] = {k: consumer.last_poll_timestamp(tp)
                                              for k, tp in zip(keys, assigned, strict=True)}
         ready = self.merge.release(keys, highwater.get, time.monotonic(), observed.get)
-        sent = await self._send(ready) if ready else {}
-        if ready:
-            now_ms = time.time() * 1000  # stage latencies for /health only
-            for r in (ready[0], ready[-1]):
-                self.pipeline.metrics.observe("input_to_ledger_ms", now_ms - r.timestamp)
-            await self._commit(consumer)
         pending = {f"{tp.topic[self._prefix_len:]}/{tp.partition}": self.merge.waiting(k, highwater[k])
                    for k, tp in zip(keys, assigned, strict=True)}
-        await self.pipeline.report_progress(sent, pending)
+        if not ready:
+            await self.pipeline.report_progress({}, pending)
+            return
+        await self._send(ready, pending)
+        now_ms = time.time() * 1000  # stage latencies for /health only
+        for r in (ready[0], ready[-1]):
+            self.pipeline.metrics.observe("input_to_ledger_ms", now_ms - r.timestamp)
 
-    async def _send(self, ready: list[Any]) -> dict[str, int]:
+    async def _send(self, ready: list[Any], pending: dict[str, bool]) -> None:
         batch = [InputMessage(r.topic[self._prefix_len:], r.partition, r.offset, r.value, _fanned_out(r.headers))
                  for r in ready]
-        sent = await self.pipeline.ingest(batch, self.send, self.ledger)
+        await self.pipeline.ingest(batch, self.send, self.ledger, pending)
         for r in ready:
-            self._released_upto[TopicPartition(r.topic, r.partition)] = r.offset + 1
-        return sent
-
-    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
-        offsets, self._released_upto = self._released_upto, {}
-        await self.commit(consumer, offsets)
+            self._done_upto[TopicPartition(r.topic, r.partition)] = r.offset + 1
 
     async def on_revoked(self, consumer: AIOKafkaConsumer) -> None:
         """Before partitions move: send what is held (the next owner starts after it) and commit.
@@ -216,9 +224,9 @@ class IngestReader(GroupReader):
         held = self.merge.drain()
         if held:
             self.pipeline.metrics.bump("arrival_drained", len(held))
-            await self.pipeline.report_progress(await self._send(held), {})
+            await self._send(held, {})
         with contextlib.suppress(Exception):
-            await self._commit(consumer)
+            await self.commit_done(consumer)
 
     async def on_assigned(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> None:
         for tp in sorted(tps):
@@ -237,8 +245,6 @@ class LedgerReader(GroupReader):
         super().__init__(settings, pipeline, [settings.topic(LEDGER)], group_id)
         self.send = send
         self._target: str | None = None
-        self._lag_offsets: dict[TopicPartition, int] = {}  # folded, not yet committed to the group
-        self._lag_committed_at = 0.0
 
     def follow(self, namespace: str) -> None:
         """The live pointer names `namespace` (a promote): switch to it at the next batch."""
@@ -271,17 +277,10 @@ class LedgerReader(GroupReader):
         done_ms = time.time() * 1000
         metrics.observe("ledger_to_commit_ms", done_ms - oldest)
         metrics.observe("evaluate_pass_ms", done_ms - fetched_ms)
-        self._lag_offsets.update({tp: records[-1].offset + 1 for tp, records in batches})
-        if time.monotonic() - self._lag_committed_at >= LAG_COMMIT_EVERY_S:  # a round trip a second, not a pass
-            await self._commit_lag(consumer)
-
-    async def _commit_lag(self, consumer: AIOKafkaConsumer) -> None:
-        offsets, self._lag_offsets = self._lag_offsets, {}
-        self._lag_committed_at = time.monotonic()
-        await self.commit(consumer, offsets)
+        self._done_upto.update({tp: records[-1].offset + 1 for tp, records in batches})  # for lag tools only
 
     async def closing(self, consumer: AIOKafkaConsumer) -> None:
-        await self._commit_lag(consumer)
+        await self.commit_done(consumer)
 
     async def on_assigned(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> None:
         """Resume each partition after what its Redis namespace folded, whatever the group committed."""
