@@ -40,3 +40,19 @@ def test_settings_are_frozen_and_validate() -> None:
         s.namespace = "x"  # type: ignore[misc]
     with pytest.raises(ValueError, match="TIERSTREAM_PARTITIONS"):
         Settings.from_env({"TIERSTREAM_PARTITIONS": "zero"})
+
+
+def test_the_worker_keeps_the_root_logger_at_its_level() -> None:
+    """faust's terminal spinner would lower the root logger to DEBUG (and aiokafka's debug calls
+    would build records a handler then drops); the worker runs without it."""
+    import logging
+
+    from streams.app import QuietWorker, create_app
+
+    app, _pipeline = create_app(Settings.from_env({"TIERSTREAM_REDIS": "redis://127.0.0.1:1/0"}))  # never connects
+    logger = logging.getLogger("tierstream-test-root")
+    logger.addHandler(logging.NullHandler())
+    logger.setLevel(logging.WARNING)
+    QuietWorker(app, loglevel="warning", quiet=True).on_setup_root_logger(logger, logging.WARNING)
+    assert logger.level == logging.WARNING
+    assert not logger.isEnabledFor(logging.DEBUG)
