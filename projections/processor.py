@@ -39,6 +39,10 @@ class PartitionProcessor:
         """Announce read-model changes the feed throttle held back; returns how many."""
         return self.read_models.flush(self.store.r, force) if self.read_models is not None else 0
 
+    def feeds_due(self, now: float) -> bool:
+        """Whether `flush_feeds` has anything to announce at `now` (no I/O)."""
+        return self.read_models is not None and bool(self.read_models.due(now))
+
 
 def fold_pass(batches: Sequence[tuple[PartitionProcessor, Records]]) -> list[tuple[list[Output], int | None]]:
     """Fold each processor's records; per batch, the outputs and the last offset folded.

@@ -153,13 +153,18 @@ class ReadModels:
             self._last_at[sid] = now
             self._pending.pop(sid, None)
 
+    def due(self, now: float, force: bool = False) -> list[str]:
+        """The held-back shops whose interval has passed at `now` (all of them with `force`).
+
+        Safe to call while a pass's thread changes the throttle (the feed timer asks before it
+        takes the evaluate lock): the held-back shops are copied in one C call first."""
+        held = list(self._pending)
+        return sorted(sid for sid in held if force or now - self._last_at.get(sid, -1e9) >= self.min_interval_s)
+
     def flush(self, client: Any, force: bool = False) -> int:
         """Announce pending changes whose interval has passed (all of them with `force`)."""
-        if not self._pending:
-            return 0
         now = time.monotonic()
-        due = [sid for sid in sorted(self._pending)
-               if force or now - self._last_at.get(sid, -1e9) >= self.min_interval_s]
+        due = self.due(now, force)
         if not due:
             return 0
         pipe = client.pipeline(transaction=False)

@@ -248,9 +248,14 @@ class Pipeline:
         raise FencedOut(f"partitions {[p for p, _r in decoded]}: gave up after 3 fenced attempts")
 
     async def flush_feeds(self) -> int:
-        """Announce read-model changes the feed throttle held back (a timer calls this)."""
+        """Announce read-model changes the feed throttle held back (a timer calls this). Under load
+        the next pass announces them (`ReadModels.throttle`): then there is nothing due here, and
+        no thread hop or lock is taken for it."""
+        if not any(proc.feeds_due(time.monotonic()) for proc in list(self._processors.values())):
+            return 0
         async with self._evaluating:
-            procs = list(self._processors.values())
+            now = time.monotonic()
+            procs = [proc for proc in self._processors.values() if proc.feeds_due(now)]
             n = 0
             for proc in procs:
                 n += await asyncio.to_thread(proc.flush_feeds)

@@ -116,6 +116,7 @@ def test_feed_throttle_holds_a_change_back_then_sends_it_with_the_next_batch() -
     assert batch(0.0, a=b"a1", b=b"b1") == [("a", b"a1"), ("b", b"b1")]
     assert batch(0.1, a=b"a2") == []  # inside a's interval: held back
     assert batch(0.2, a=b"a3") == []  # still held; the newer view replaces the held one
+    assert (rm.due(0.2), rm.due(0.2, force=True), rm.due(0.25)) == ([], ["a"], ["a"])  # what the feed timer sends
     assert batch(0.26, b=b"b2") == [("b", b"b2"), ("a", b"a3")]  # a's interval passed: it rides along
     assert batch(0.3, a=b"a3") == []  # unchanged since announced
     assert batch(0.6, c=b"c1") == [("c", b"c1")]  # nothing held any more
