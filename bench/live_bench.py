@@ -91,14 +91,16 @@ def start_workers(s: Settings, log: Path, feed_interval_ms: int, split: bool) ->
 def stage_latencies(ports: list[int]) -> dict[str, Any]:
     """The workers' own latency windows (/health): where the time of the end-to-end figure goes."""
     out: dict[str, Any] = {}
-    for port in ports:
+    for i, port in enumerate(ports):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
                 health = orjson.loads(resp.read())
         except OSError as exc:
             out[f"error_{port}"] = str(exc)
             continue
-        out.update({k: v for k, v in health.items() if k.endswith("_ms") and v.get("n")})
+        for k, v in health.items():
+            if k.endswith("_ms") and v.get("n"):
+                out[k if k not in out else f"{k}_w{i}"] = v  # two processes: both gc_* windows
     return out
 
 

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from projections.processor import PartitionProcessor, commit_pass, fold_pass
 from projections.redis_store import RedisStore
+from streams.metrics import GcTenure
 from streams.settings import Settings
 from streams.topics import LEDGER
 from tiering.fold import Folder
@@ -82,6 +83,7 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
     await consumer.start()
     result = RebuildResult()
+    tenure = GcTenure()  # the caches and outputs grow for the whole rebuild: keep full collections short
     t0 = time.perf_counter()
     try:
         tps = [TopicPartition(settings.topic(LEDGER), p) for p in range(settings.partitions)]
@@ -124,9 +126,11 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
             if keep_outputs:
                 for outs, _last in folded:
                     result.outputs.extend(outs)
+            tenure.tick(time.monotonic())
             if progress:
                 _progress(sum(min(position[tp], ends[tp]) - first[tp] for tp in tps), total, t0, done0)
     finally:
+        tenure.release()
         await consumer.stop()
         client.close()
     result.seconds = time.perf_counter() - t0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -158,15 +159,21 @@ class QuietWorker(faust.Worker):
 
 def run_worker(settings: Settings, loglevel: str = "warning") -> int:
     """`tierstream worker`: create the topics, then run the agents until stopped."""
-    import asyncio
-
-    from streams.metrics import setup_logging
+    from streams.metrics import GC_TENURE_EVERY_S, GcTenure, setup_logging, watch_gc
     from streams.topics import ensure_topics
 
     setup_logging()
     created = asyncio.run(ensure_topics(settings))
     info("worker starting", settings=repr(settings), created_topics=created)
-    app, _pipeline = create_app(settings)
+    app, pipeline = create_app(settings)
+    watch_gc(pipeline.metrics)
+    tenure = GcTenure()
+    tenure.tick(time.monotonic())  # what startup built (modules, the app, clients) is never garbage
+
+    @app.timer(GC_TENURE_EVERY_S, name="gc-tenure")
+    async def gc_tenure() -> None:
+        tenure.tick(time.monotonic())
+
     worker = QuietWorker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()
     return 0

@@ -56,3 +56,50 @@ def test_the_worker_keeps_the_root_logger_at_its_level() -> None:
     QuietWorker(app, loglevel="warning", quiet=True).on_setup_root_logger(logger, logging.WARNING)
     assert logger.level == logging.WARNING
     assert not logger.isEnabledFor(logging.DEBUG)
+
+
+def test_the_worker_times_older_generation_collections() -> None:
+    import gc
+
+    from streams.metrics import Metrics, watch_gc
+
+    metrics = Metrics()
+    on_gc = watch_gc(metrics)
+    try:
+        gc.collect(0)
+        gc.collect(1)
+        gc.collect(2)
+    finally:
+        gc.callbacks.remove(on_gc)
+    snap = metrics.snapshot()
+    assert snap["gc_gen1_ms"]["n"] >= 1 and snap["gc_gen2_ms"]["n"] >= 1
+    assert "gc_gen0_ms" not in snap  # the young generation is collected too often to be worth a window
+    assert 0 <= snap["gc_gen2_ms"]["p50"] < 60_000
+
+
+def test_gc_tenure_keeps_old_objects_out_of_collections_until_the_full_one() -> None:
+    import gc
+    import weakref
+
+    from streams.metrics import GcTenure
+
+    class Node:
+        other: object = None
+
+    tenure = GcTenure(full_every_s=10)
+    try:
+        tenure.tick(0.0)
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a reference cycle, alive when the next tick freezes it
+        alive = weakref.ref(a)
+        tenure.tick(1.0)
+        assert gc.get_freeze_count() > 0
+        del a, b
+        gc.collect()
+        assert alive() is not None  # frozen: no collection looks at it
+        tenure.tick(5.0)
+        assert alive() is not None
+        tenure.tick(10.0)  # the full collection, over everything
+        assert alive() is None
+    finally:
+        gc.unfreeze()
