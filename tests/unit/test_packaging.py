@@ -1,4 +1,5 @@
-"""docker-compose.yml parses and matches interfaces.md; settings read the environment once."""
+"""docker-compose.yml parses and matches interfaces.md; settings read the environment once; the
+worker process keeps its log level and times and shortens the collector's pauses."""
 
 import pathlib
 
