@@ -89,10 +89,15 @@ class Pipeline:
         A handful of HMGET/HSET per batch instead of a command per event. A duplicate resent
         with another ts lands in another bucket and passes here; the fold drops it (its own
         per-cycle event ids), so correctness never rests on this store."""
-        out: dict[str, list[str]] = {}
+        by_day: dict[int, list[str]] = {}
         for eid, ts in ids:
-            out.setdefault(f"tierstream:{{dedupe:{self.settings.topic_prefix}}}:{ts // 86_400_000}", []).append(eid)
-        return out
+            day = ts // 86_400_000
+            bucket = by_day.get(day)
+            if bucket is None:
+                bucket = by_day[day] = []
+            bucket.append(eid)
+        prefix = f"tierstream:{{dedupe:{self.settings.topic_prefix}}}:"
+        return {f"{prefix}{day}": bucket for day, bucket in by_day.items()}
 
     async def _seen(self, ids: Sequence[tuple[str, int]]) -> set[str]:
         """The ids ingest already appended to the ledger."""

@@ -63,7 +63,7 @@ def _merged(first: dict[TopicPartition, list[ConsumerRecord]],
 
 
 def _fanned_out(headers: Any) -> bool:
-    return any(k == FANOUT_HEADER for k, _v in (headers or ()))
+    return bool(headers) and any(k == FANOUT_HEADER for k, _v in headers)  # most records carry none
 
 
 class GroupReader:
