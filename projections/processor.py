@@ -24,7 +24,7 @@ class PartitionProcessor:
                  feed_interval_s: float = 0.25) -> None:
         self.folder, self.store = folder, store
         self.skipped = 0
-        self.read_models = ReadModels(folder.closer, store.keys, store.p, store.r, feeds=feeds,
+        self.read_models = ReadModels(folder.closer, store.keys, store.p, feeds=feeds,
                                       min_interval_s=feed_interval_s) if read_models else None
 
     def fold_batch(self, records: Records) -> tuple[list[Output], int | None]:

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from projections.keys import Keys
-from projections.redis_store import RedisStore
+from projections.redis_store import RedisStore, queue_script
 from tiering.close import Closer
 from tiering.state import Clock
 from tiering.view import shop_view, tier_class, view_instant
@@ -60,10 +60,9 @@ class Prepared:
 class ReadModels:
     """Read models and feeds of one ledger partition (one per PartitionProcessor)."""
 
-    def __init__(self, closer: Closer, keys: Keys, partition: int, client: Any, feeds: bool = True,
+    def __init__(self, closer: Closer, keys: Keys, partition: int, feeds: bool = True,
                  min_interval_s: float = 0.25) -> None:
         self.closer, self.keys, self.p = closer, keys, partition
-        self._feeds_script = client.register_script(FEEDS_LUA)
         self.feeds, self.min_interval_s = feeds, min_interval_s
         self._announced: dict[str, bytes] = {}  # shop -> last view put on its feed
         self._last_at: dict[str, float] = {}  # shop -> monotonic time of that
@@ -184,4 +183,4 @@ class ReadModels:
         for sid, raw, summary in items:
             keys.append(self.keys.feed(sid))
             args += (raw, orjson.dumps(summary))
-        self._feeds_script(keys=keys, args=args, client=pipe)
+        queue_script(pipe, FEEDS_LUA, keys, args)

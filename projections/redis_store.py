@@ -29,6 +29,17 @@ from tiering.params import RuleParams
 from tiering.state import Clock, CycleCounters, Fact, Member, ShopState
 from tiering.view import tier_class
 
+
+def queue_script(pipe: Any, script: str, keys: Sequence[Any], args: Sequence[Any]) -> None:
+    """Queue a Lua script on a pipeline or transaction (sync or asyncio) as EVAL of its text.
+
+    redis-py's registered Script, queued on a pipeline, makes the pipeline ask SCRIPT EXISTS
+    before every execute: one more round trip per commit and per ingest flush. EVAL sends the
+    text (Redis finds the compiled script in its cache by its SHA1) and, unlike EVALSHA, cannot
+    fail inside a MULTI for a script cache a Redis restart emptied."""
+    pipe.eval(script, len(keys), *keys, *args)
+
+
 MGET_CHUNK = 1000  # keys per MGET
 MEMBER_CACHE = 200_000  # member records one partition's store keeps between batches
 COUNTS_CHUNK = 1000  # shops per counts script call
@@ -192,7 +203,6 @@ class RedisStore:
         self.offset = -1
         self.loaded_marks: tuple[int | None, int | None, int] = (None, None, 0)
         self._counts_script = client.register_script(COUNTS_LUA)
-        self._members_script = client.register_script(MEMBERS_LUA)
         self.forget_cache()
 
     def forget_cache(self) -> None:
@@ -377,7 +387,7 @@ class RedisStore:
             args: list[Any] = []
             for idx in sorted(self._changed_members, key=lambda idx: idx.shop_id):
                 idx.changes(keys, args)
-            self._members_script(keys=keys, args=args, client=pipe)
+            queue_script(pipe, MEMBERS_LUA, keys, args)
         for cycle, ids in sorted(self._remembered.items()):
             pipe.sadd(k.seen(p, cycle), *sorted(ids))
             pipe.sadd(k.seen_cycles(p), cycle)

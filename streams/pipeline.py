@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from projections.keys import Keys, resolve_namespace
 from projections.processor import PartitionProcessor, commit_pass, fold_pass
-from projections.redis_store import FencedOut, RedisStore
+from projections.redis_store import FencedOut, RedisStore, queue_script
 from streams import clock
 from streams.ingest import encode, route
 from streams.ledger_writer import LedgerRecord, LedgerWriter
@@ -56,7 +56,6 @@ class Pipeline:
         self._processors: dict[int, PartitionProcessor] = {}
         self.input_partitions = [f"{t}/{p}" for t in INPUT_TOPICS for p in range(settings.partitions)]
         self._raise_max = self.aredis.register_script(clock.RAISE_MAX)
-        self._raise_fields = self.aredis.register_script(clock.RAISE_FIELDS)
         self._evaluating = asyncio.Lock()  # one fold/commit/feed flush at a time per worker
         # the namespace folded into: the one the live pointer of settings.namespace names, else that name
         self.namespace = settings.namespace
@@ -167,7 +166,7 @@ class Pipeline:
             args: list[Any] = []
             for tp, ts in sorted(max_ts.items()):
                 args += [tp, ts]
-            await self._raise_fields(keys=[self.clock_keys.max_by_tp], args=args, client=pipe)
+            queue_script(pipe, clock.RAISE_FIELDS, [self.clock_keys.max_by_tp], args)
         if pending:
             now = int(time.time() * 1000)  # liveness of the report only
             pipe.hset(self.clock_keys.pending, mapping={tp: clock.encode_pending(p, now) for tp, p in pending.items()})

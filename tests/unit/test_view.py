@@ -98,14 +98,12 @@ def test_platform_counts_follow_tier_moves(new_run: Any) -> None:
 def test_feed_throttle_holds_a_change_back_then_sends_it_with_the_next_batch() -> None:
     """At most one announcement per shop per interval; a held-back change goes out with the first
     batch committed after its interval, even a batch that did not touch the shop."""
-    import redis
-
     from projections.keys import Keys
     from projections.readmodels import Prepared, ReadModels
     from tiering.close import Closer
     from tiering.params import RuleParams
 
-    rm = ReadModels(Closer(RuleParams()), Keys("t"), 0, redis.Redis(), min_interval_s=0.25)  # never connects
+    rm = ReadModels(Closer(RuleParams()), Keys("t"), 0, min_interval_s=0.25)
 
     def batch(now: float, **views: bytes) -> list[tuple[str, bytes]]:
         prep = Prepared(views=dict(views), summaries={sid: {"shop_id": sid} for sid in views})
@@ -120,3 +118,19 @@ def test_feed_throttle_holds_a_change_back_then_sends_it_with_the_next_batch() -
     assert batch(0.26, b=b"b2") == [("b", b"b2"), ("a", b"a3")]  # a's interval passed: it rides along
     assert batch(0.3, a=b"a3") == []  # unchanged since announced
     assert batch(0.6, c=b"c1") == [("c", b"c1")]  # nothing held any more
+
+
+@pytest.mark.parametrize("new_run", [pytest.param("redis", marks=pytest.mark.integration)], indirect=True)
+def test_a_commit_costs_no_script_round_trip(new_run: Any) -> None:
+    """The members and feeds scripts go in the transaction as EVAL: a redis-py Script queued on
+    a pipeline asks SCRIPT EXISTS before every execute, one more round trip per commit."""
+    run = new_run().feed(standard(), *premium_shop("s1", JAN1 + DAY))  # members, views, feeds: both scripts ran
+
+    def script_exists_calls() -> int:
+        stats = run.store.r.info("commandstats")
+        return int(stats.get("cmdstat_script|exists", {}).get("calls", 0))
+
+    before = script_exists_calls()
+    run.feed(*[order("s1", f"new{i}", JAN1 + DAY + i, 100) for i in range(3)])
+    assert run.store.r.exists(run.store.keys.feed("s1"))
+    assert script_exists_calls() == before
