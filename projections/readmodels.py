@@ -126,9 +126,7 @@ class ReadModels:
                 prep.announce.append((sid, raw, prep.summaries[sid]))
             else:
                 self._pending[sid] = (raw, prep.summaries[sid])
-        if self._pending:
-            prep.announce += [(sid, *held) for sid, held in sorted(self._pending.items())
-                              if sid not in prep.views and now - self._last_at.get(sid, -1e9) >= interval]
+        prep.announce += [(sid, *self._pending[sid]) for sid in self.due(now) if sid not in prep.views]
 
     def write(self, pipe: Any, prep: Prepared) -> None:
         """Add the batch's read-model writes to its transaction."""

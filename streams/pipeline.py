@@ -114,10 +114,10 @@ class Pipeline:
     # -- ingest ------------------------------------------------------------------------------
 
     async def ingest(self, batch: Sequence[InputMessage], send: Send, ledger: LedgerWriter,
-                     pending: dict[str, bool]) -> dict[str, int]:
+                     pending: dict[str, bool]) -> None:
         """Validate, drop duplicates, append to the ledger, then record the ids appended and report
-        progress (`report_progress`, with `pending`) in one round trip; return the largest ts sent
-        per input partition.
+        progress (`report_progress`: the largest ts sent per input partition, and `pending`) in one
+        round trip.
 
         Dead letters go through `send`; valid events to the ledger a produce batch per partition."""
         n = self.settings.partitions
@@ -156,7 +156,6 @@ class Pipeline:
             pipe.expire(bucket, DEDUPE_TTL_S)
         await self.report_progress(max_ts, pending, pipe)
         self.metrics.bump("ledger_out", len(fresh))
-        return max_ts
 
     async def report_progress(self, max_ts: dict[str, int], pending: dict[str, bool], pipe: Any = None) -> None:
         """Tell the clock how far each input partition got, and which still have records waiting
