@@ -41,17 +41,31 @@ def replay_lines(lines: Iterable[bytes], params: RuleParams | None = None,
         fold = functools.partial(folder.fold, state)
     st = stats if stats is not None else ReplayStats()
     for n, line in enumerate(lines, 1):
-        raw = line[:-1] if line.endswith(b"\n") else line  # the message is the line without its terminator
-        if not raw.strip():
-            continue
-        st.lines += 1
         try:
-            event = parse_line(raw)
-        except InvalidEvent as exc:
+            event = parse_line(line)  # JSON allows the terminator (whitespace): no copy without it
+        except InvalidEvent as first:
+            raw = line[:-1] if line.endswith(b"\n") else line  # the message is the line without its terminator
+            if not raw.strip():
+                continue
+            st.lines += 1
             st.dead_letters += 1
+            exc = _refusal(raw) or first
             yield dead_letter(str(exc), raw, _source(raw, n), exc.shop_id)
             continue
-        yield from fold(event)
+        st.lines += 1
+        outputs = fold(event)
+        if outputs:
+            yield from outputs
+
+
+def _refusal(raw: bytes) -> InvalidEvent | None:
+    """Why the message `raw` is refused, parsed without its line terminator so that the position
+    a JSON error names is the message's own."""
+    try:
+        parse_line(raw)
+    except InvalidEvent as exc:
+        return exc
+    return None
 
 
 def _source(raw: bytes, line: int) -> dict[str, Any]:

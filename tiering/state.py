@@ -54,6 +54,9 @@ class Member:
     last_paid: int | None = None
     last_activity: int | None = None
     protected: bool = False
+    # BucketedMembers' own bookkeeping (the buckets it counts this member in), kept here so an
+    # update needs no second map lookup; not state: no store persists it, equality ignores it
+    buckets: tuple[int | None, int | None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -149,11 +152,10 @@ class BucketedMembers:
     index of the cycle holding t - 1. A member's untils move with each event but seldom
     leave their buckets, so `update` first checks the old buckets' bounds (no calendar call)."""
 
-    __slots__ = ("_bounds", "_bucket_of", "_by_user", "_e_sets", "_hi", "_index", "_q_counts", "total")
+    __slots__ = ("_bounds", "_bucket_of", "_by_user", "_e_sets", "_hi", "_q_counts", "total")
 
     def __init__(self, bucket_of: Any, bounds: tuple[int, ...]) -> None:
-        self._by_user: dict[str, Member] = {}
-        self._index: dict[str, tuple[int | None, int | None]] = {}  # counted user -> buckets
+        self._by_user: dict[str, Member] = {}  # a counted member's buckets are on it (Member.buckets)
         self._q_counts: dict[int, int] = {}
         self._e_sets: dict[int, set[str]] = {}
         self._bucket_of = bucket_of  # instant -> cycle index of (instant - 1)
@@ -165,9 +167,9 @@ class BucketedMembers:
         return self._by_user.get(user_id)
 
     def update(self, user_id: str, m: Member, quality_until: int | None, effective_until: int | None) -> None:
-        self._by_user[user_id] = m
-        old = self._index.get(user_id)
+        old = m.buckets
         if old is None:
+            self._by_user[user_id] = m  # maybe a new user
             if not m.counted:
                 return  # neither counted before nor now
         elif m.counted:
@@ -180,7 +182,7 @@ class BucketedMembers:
         qb = self._bucket_of(quality_until) if quality_until is not None else None
         eb = self._bucket_of(effective_until) if effective_until is not None else None
         if old is not None:
-            del self._index[user_id]
+            m.buckets = None
             self.total -= 1
             if old[0] is not None:
                 self._q_counts[old[0]] -= 1
@@ -188,7 +190,7 @@ class BucketedMembers:
                 self._e_sets[old[1]].discard(user_id)
         if not m.counted:
             return
-        self._index[user_id] = (qb, eb)
+        m.buckets = (qb, eb)
         self.total += 1
         if qb is not None:
             self._q_counts[qb] = self._q_counts.get(qb, 0) + 1

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bench.simulate import SimConfig, Simulator
@@ -45,6 +45,16 @@ def test_any_line_of_bytes_becomes_a_dead_letter_or_an_event(raw: bytes) -> None
     dls = [o for o in outs if o["type"] == "dead_letter"]
     for d in dls:
         assert d["reason"] and d["raw"] == raw.decode("utf-8", "replace")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=300).filter(lambda b: b"\n" not in b))
+@example(b'{"type": "order_paid", "ts": 17')  # a JSON error's position is near the line's end
+@example(b" \r")
+def test_a_line_is_read_as_its_message_without_the_terminator(raw: bytes) -> None:
+    """The file form parses a line with its terminator (no copy of it); what comes out, a dead
+    letter's reason and raw bytes included, is the message's own."""
+    assert list(replay_lines([raw + b"\n"])) == list(replay_lines([raw]))
 
 
 def by_shop(output: bytes) -> dict[str, list[bytes]]:
