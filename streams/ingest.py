@@ -12,8 +12,7 @@ one worker owns, so its order does not depend on how many workers there are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -23,8 +22,7 @@ from tiering.outputs import dead_letter
 FANOUT_HEADER = "tierstream-fanout"
 
 
-@dataclass(frozen=True, slots=True)
-class Routed:
+class Routed(NamedTuple):  # a tuple: cheaper to build per message than a frozen dataclass
     """One record to send: to the ledger (event) or to dead-letters (dead)."""
 
     event: dict[str, Any] | None

@@ -212,11 +212,11 @@ class IngestReader(GroupReader):
             self.pipeline.metrics.observe("input_to_ledger_ms", now_ms - r.timestamp)
 
     async def _send(self, ready: list[Any], pending: dict[str, bool]) -> None:
-        batch = [InputMessage(r.topic[self._prefix_len:], r.partition, r.offset, r.value, _fanned_out(r.headers))
-                 for r in ready]
+        cut = self._prefix_len
+        batch = [InputMessage(r.topic[cut:], r.partition, r.offset, r.value, _fanned_out(r.headers)) for r in ready]
         await self.pipeline.ingest(batch, self.send, self.ledger, pending)
-        for r in ready:
-            self._done_upto[TopicPartition(r.topic, r.partition)] = r.offset + 1
+        upto = {(r.topic, r.partition): r.offset + 1 for r in ready}  # the last of each partition wins
+        self._done_upto.update((TopicPartition(*tp), offset) for tp, offset in upto.items())
 
     async def on_revoked(self, consumer: AIOKafkaConsumer) -> None:
         """Before partitions move: send what is held (the next owner starts after it) and commit.
