@@ -4,8 +4,9 @@
 
 1. throughput: `--backlog` order events wait in the input topics; one worker starts and
    folds them all (ingest -> ledger -> evaluate -> Redis); events/s from its first to its
-   last commit. Beside it, in the same run, raw aiokafka consumption of the same input
-   topics (no processing): the baseline and the ratio.
+   last commit, and the worker processes' CPU time over that span per event (user + system,
+   from /proc: steadier than events/s on a shared machine). Beside it, in the same run, raw
+   aiokafka consumption of the same input topics (no processing): the baseline and the ratio.
 2. latency at a fixed offered rate (`--rate` events/s for `--seconds`), measured twice:
    - effect in Redis: with the feed throttle off, every batch commit announces each shop it
      changed; latency = commit instant (the Redis stream entry id) - produce instant.
@@ -208,6 +209,14 @@ def latencies(sent: list[float], shops: int, entries: list[tuple[int, str, int]]
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc). Per event, it moves less with the
+    load of a shared machine than events per second do: an A/B compares both."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def wait_offsets(r: redis.Redis, s: Settings, folded: int, timeout: float) -> float:
     """Until the namespace's ledger offsets add up to `folded` records; returns the instant."""
     keys = Keys(s.namespace)
@@ -283,7 +292,9 @@ def run_throughput(cfg: stack.StackConfig, args: argparse.Namespace, logdir: Pat
     workers = start_workers(s, logdir / "throughput.log", 250, args.split)
     try:
         first = wait_offsets(r, s, 1, 120)
+        cpu_first = sum(cpu_seconds(w.pid) for w, _port in workers)
         last = wait_offsets(r, s, n, 600)
+        cpu_last = sum(cpu_seconds(w.pid) for w, _port in workers)
     finally:
         for worker, _port in workers:
             stop(worker)
@@ -294,6 +305,7 @@ def run_throughput(cfg: stack.StackConfig, args: argparse.Namespace, logdir: Pat
                          "to time; use a larger --backlog (100000 is the reference)")
     rate = n / (last - first)
     return {"events": n, "worker_processes": len(workers), "worker_events_per_s": round(rate),
+            "worker_cpu_us_per_event": round((cpu_last - cpu_first) * 1e6 / n, 1),
             "raw_consume_events_per_s": round(n / raw_s),
             "ratio_to_raw": round(rate / (n / raw_s), 3)}
 

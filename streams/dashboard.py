@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from aiohttp import web
 
+from projections.clients import async_redis
 from projections.keys import Keys, resolve_namespace
 from streams.metrics import info
 from streams.settings import Settings
@@ -64,7 +64,7 @@ class Dashboard:
     def __init__(self, settings: Settings, params: RuleParams | None = None) -> None:
         self.settings = settings
         self.params = params or RuleParams()
-        self.r: Any = aioredis.from_url(str(settings.redis))
+        self.r: Any = async_redis(str(settings.redis))
         self._shop_list: tuple[float, str, list[str]] | None = None
         self._stopping = False  # set at shutdown: event streams end instead of holding it up
 
