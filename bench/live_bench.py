@@ -90,8 +90,10 @@ def start_workers(s: Settings, log: Path, feed_interval_ms: int, split: bool) ->
 
 
 def stage_latencies(ports: list[int]) -> dict[str, Any]:
-    """The workers' own latency windows (/health): where the time of the end-to-end figure goes."""
+    """The workers' own latency windows and counters (/health): where the time of the end-to-end
+    figure goes, and how many records a pass folded on average."""
     out: dict[str, Any] = {}
+    counters: dict[str, int] = {}
     for i, port in enumerate(ports):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
@@ -102,6 +104,10 @@ def stage_latencies(ports: list[int]) -> dict[str, Any]:
         for k, v in health.items():
             if k.endswith("_ms") and v.get("n"):
                 out[k if k not in out else f"{k}_w{i}"] = v  # two processes: both gc_* windows
+        for k, n in health.get("counters", {}).items():
+            counters[k] = counters.get(k, 0) + n
+    if counters.get("batches"):
+        out["records_per_pass"] = round(counters.get("ledger_folded", 0) / counters["batches"])
     return out
 
 
@@ -295,6 +301,7 @@ def run_throughput(cfg: stack.StackConfig, args: argparse.Namespace, logdir: Pat
         cpu_first = sum(cpu_seconds(w.pid) for w, _port in workers)
         last = wait_offsets(r, s, n, 600)
         cpu_last = sum(cpu_seconds(w.pid) for w, _port in workers)
+        stages = stage_latencies([port for _w, port in workers])
     finally:
         for worker, _port in workers:
             stop(worker)
@@ -307,7 +314,7 @@ def run_throughput(cfg: stack.StackConfig, args: argparse.Namespace, logdir: Pat
     return {"events": n, "worker_processes": len(workers), "worker_events_per_s": round(rate),
             "worker_cpu_us_per_event": round((cpu_last - cpu_first) * 1e6 / n, 1),
             "raw_consume_events_per_s": round(n / raw_s),
-            "ratio_to_raw": round(rate / (n / raw_s), 3)}
+            "ratio_to_raw": round(rate / (n / raw_s), 3), "stages": stages}
 
 
 def main(argv: list[str] | None = None) -> int:
