@@ -20,9 +20,8 @@ import os
 import time
 import zlib
 
-import redis
-
 from devstack import stack
+from projections.clients import sync_redis
 from projections.processor import PartitionProcessor
 from projections.redis_store import RedisStore
 from tiering.fold import Folder
@@ -56,7 +55,7 @@ def main() -> int:
     for line in stack.up(cfg):
         print(line)
     ns = f"cbench{os.urandom(3).hex()}"
-    client = redis.Redis.from_url(cfg.redis_url)
+    client = sync_redis(cfg.redis_url)
     params = RuleParams()
     folder = Folder(params)
     procs = [PartitionProcessor(folder, RedisStore(client, ns, p, params)) for p in range(args.partitions)]

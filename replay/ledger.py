@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-import redis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from projections.clients import sync_redis
 from projections.processor import PartitionProcessor, commit_pass, fold_pass
 from projections.redis_store import RedisStore
 from streams.metrics import GcTenure
@@ -78,7 +78,7 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
     (inclusive) bound the records folded in every partition."""
     params = params or RuleParams()
     folder = Folder(params)
-    client = redis.Redis.from_url(str(settings.redis))
+    client = sync_redis(str(settings.redis))
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
     await consumer.start()

@@ -15,9 +15,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from projections import codec
+from projections.clients import sync_redis
 from projections.keys import Keys
 from tiering.params import Standard
 from tiering.state import ShopState
@@ -111,7 +110,7 @@ def compare(before: dict[str, ShopState], after: dict[str, ShopState]) -> dict[s
 
 
 def report_namespaces(redis_url: str, before_ns: str, after_ns: str, partitions: int) -> dict[str, Any]:
-    client = redis.Redis.from_url(redis_url)
+    client = sync_redis(redis_url)
     try:
         return compare(shop_states(client, before_ns, partitions), shop_states(client, after_ns, partitions))
     finally:

@@ -48,11 +48,29 @@ class ArrivalMerge(Generic[T]):
         self._next.setdefault(tp, offset)
 
     def add(self, tp: TP, timestamp: int, offset: int, item: T, received: float = 0.0) -> None:
-        self._n += 1
-        timestamp = self._last_ts[tp] = max(timestamp, self._last_ts.get(tp, timestamp))  # FIFO per partition
-        heapq.heappush(self._heap, (timestamp, str(tp[0]), int(tp[1]), offset, self._n, received, item))
-        self._buffered[tp] = self._buffered.get(tp, 0) + 1
-        self._next[tp] = max(self._next.get(tp, 0), offset + 1)
+        self.extend(tp, ((timestamp, offset, item),), received)
+
+    def extend(self, tp: TP, entries: Iterable[tuple[int, int, T]], received: float = 0.0) -> None:
+        """Hold records of one partition, (timestamp, offset, item) in offset order; the
+        partition's bookkeeping is updated once for all of them."""
+        heap, topic, part = self._heap, str(tp[0]), int(tp[1])
+        last = self._last_ts.get(tp)
+        nxt = self._next.get(tp, 0)
+        n = n0 = self._n
+        for timestamp, offset, item in entries:
+            if last is not None and timestamp < last:
+                timestamp = last  # FIFO per partition: never before the record ahead of it
+            else:
+                last = timestamp
+            n += 1
+            heapq.heappush(heap, (timestamp, topic, part, offset, n, received, item))
+            if offset >= nxt:
+                nxt = offset + 1
+        if n > n0:
+            self._n = n
+            self._last_ts[tp] = last  # type: ignore[assignment]
+            self._buffered[tp] = self._buffered.get(tp, 0) + n - n0
+            self._next[tp] = nxt
 
     def __len__(self) -> int:
         return len(self._heap)

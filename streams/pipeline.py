@@ -12,9 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
-import redis
 
-from projections.clients import async_redis
+from projections.clients import async_redis, sync_redis
 from projections.keys import Keys, resolve_namespace
 from projections.processor import PartitionProcessor, commit_pass, fold_pass
 from projections.redis_store import FencedOut, RedisStore, queue_script
@@ -50,7 +49,7 @@ class Pipeline:
         self.tick_ms = tick_ms
         self.clock_keys = clock.ClockKeys(settings.topic_prefix)
         self.aredis = async_redis(str(settings.redis))
-        self.sredis = redis.Redis.from_url(str(settings.redis))
+        self.sredis = sync_redis(str(settings.redis))
         self._processors: dict[int, PartitionProcessor] = {}
         self.input_partitions = [f"{t}/{p}" for t in INPUT_TOPICS for p in range(settings.partitions)]
         self._raise_max = self.aredis.register_script(clock.RAISE_MAX)

@@ -174,9 +174,7 @@ class IngestReader(GroupReader):
     async def handle(self, consumer: AIOKafkaConsumer, got: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         received = time.time() * 1000  # liveness only: which end offsets are newer than a record
         for tp, records in got.items():
-            key = (tp.topic, tp.partition)
-            for r in records:
-                self.merge.add(key, r.timestamp, r.offset, r, received)
+            self.merge.extend((tp.topic, tp.partition), [(r.timestamp, r.offset, r) for r in records], received)
         await self._flush(consumer)
 
     async def starting(self) -> None:

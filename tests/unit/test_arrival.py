@@ -77,3 +77,36 @@ def test_a_partition_leaves_in_offset_order_whatever_its_timestamps() -> None:
     m.add(A, 3, 1, "a3-later")  # an older timestamp behind a newer one in the same partition
     m.add(B, 5, 0, "b5")
     assert m.release([A, B], hw.get, now=0) == ["b5", "a9", "a3-later"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_fetched_chunk_held_at_once_is_held_as_record_by_record(seed: int) -> None:
+    """`extend` (a chunk of one partition, as ingest holds a fetch) keeps `add`'s order, FIFO
+    clamp and end-offset bookkeeping."""
+    import random
+
+    rng = random.Random(seed)
+    chunks = []
+    offsets = {A: 0, B: 0}
+    for _ in range(6):
+        tp = rng.choice((A, B))
+        chunk = []
+        for _ in range(rng.randint(0, 4)):
+            chunk.append((rng.randint(0, 20), offsets[tp], f"{tp[0]}{offsets[tp]}"))
+            offsets[tp] += 1
+        chunks.append((tp, chunk))
+    one: ArrivalMerge[str] = ArrivalMerge(max_hold_s=10)
+    many: ArrivalMerge[str] = ArrivalMerge(max_hold_s=10)
+    hw = {A: offsets[A], B: offsets[B]}
+    released_one: list[str] = []
+    released_many: list[str] = []
+    for i, (tp, chunk) in enumerate(chunks):
+        for ts, off, item in chunk:
+            one.add(tp, ts, off, item)
+        many.extend(tp, chunk)
+        assert [one.waiting(p, hw[p]) for p in (A, B)] == [many.waiting(p, hw[p]) for p in (A, B)]
+        released_one += one.release([A, B], hw.get, now=i)
+        released_many += many.release([A, B], hw.get, now=i)
+        assert released_many == released_one
+    everything = [item for _tp, chunk in chunks for _ts, _off, item in chunk]
+    assert sorted(released_one) == sorted(everything) and len(one) == len(many) == 0  # all caught up
