@@ -210,13 +210,14 @@ class Pipeline:
         """Drop the per-partition processors (their cached clock and offset): the next batch loads afresh."""
         self._processors.clear()
 
-    async def evaluate_pass(self, batches: Sequence[tuple[int, Sequence[tuple[int, bytes]]]], send: Send) -> int:
-        """Fold the ledger records of several partitions (one fetch's worth) into Redis, publish
-        the outputs, commit every partition in one transaction; return outputs sent.
+    async def evaluate_pass(self, batches: Sequence[tuple[int, Sequence[Any]]], send: Send) -> int:
+        """Fold the ledger records of several partitions (one fetch's worth: per partition, records
+        with `.offset` and `.value`, as aiokafka fetches them) into Redis, publish the outputs,
+        commit every partition in one transaction; return outputs sent.
 
         Outputs are published before the state commit, so a crash in between re-emits the same
         outputs (same ids, same payloads) instead of losing them."""
-        decoded = [(p, [(o, orjson.loads(v)) for o, v in records]) for p, records in batches if records]
+        decoded = [(p, [(r.offset, orjson.loads(r.value)) for r in records]) for p, records in batches if records]
         if not decoded:
             return 0
         async with self._evaluating:

@@ -270,8 +270,7 @@ class LedgerReader(GroupReader):
         oldest = min(records[0].timestamp for _tp, records in batches)
         metrics = self.pipeline.metrics
         metrics.observe("ledger_to_fetch_ms", fetched_ms - oldest)
-        await self.pipeline.evaluate_pass(
-            [(tp.partition, [(r.offset, r.value) for r in records]) for tp, records in batches], self.send)
+        await self.pipeline.evaluate_pass([(tp.partition, records) for tp, records in batches], self.send)
         done_ms = time.time() * 1000
         metrics.observe("ledger_to_commit_ms", done_ms - oldest)
         metrics.observe("evaluate_pass_ms", done_ms - fetched_ms)
