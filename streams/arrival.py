@@ -66,9 +66,9 @@ class ArrivalMerge(Generic[T]):
             heapq.heappush(heap, (timestamp, topic, part, offset, n, received, item))
             if offset >= nxt:
                 nxt = offset + 1
-        if n > n0:
+        if last is not None and n > n0:
             self._n = n
-            self._last_ts[tp] = last  # type: ignore[assignment]
+            self._last_ts[tp] = last
             self._buffered[tp] = self._buffered.get(tp, 0) + n - n0
             self._next[tp] = nxt
 
