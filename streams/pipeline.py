@@ -127,7 +127,7 @@ class Pipeline:
         futures: list[Any] = []
         appended: list[LedgerRecord] = []
         fresh: list[tuple[str, int]] = []
-        max_ts: dict[str, int] = {}
+        max_ts: dict[tuple[str, int], int] = {}  # per input partition, named once per batch below
         for m, r, eid in routed:
             if r.dead is not None:
                 self.metrics.bump("dead_letters")
@@ -138,12 +138,13 @@ class Pipeline:
                 self.metrics.bump("duplicates")
                 continue
             seen.add(eid)
-            fresh.append((eid, r.event["ts"]))
             value = encode(r.event)
             for p in r.partitions if r.partitions is not None else (None,):
                 appended.append((r.key, value, p))
-            tp = f"{m.topic}/{m.partition}"
-            max_ts[tp] = max(max_ts.get(tp, r.event["ts"]), r.event["ts"])
+            ts = r.event["ts"]
+            fresh.append((eid, ts))
+            if ts > max_ts.get((m.topic, m.partition), ts - 1):
+                max_ts[m.topic, m.partition] = ts
         if appended:
             await ledger.write(self.settings.topic(LEDGER), appended)
         await asyncio.gather(*futures)
@@ -151,7 +152,7 @@ class Pipeline:
         for bucket, ids in self._buckets(fresh).items():
             pipe.hset(bucket, mapping=dict.fromkeys(ids, 1))
             pipe.expire(bucket, DEDUPE_TTL_S)
-        await self.report_progress(max_ts, pending, pipe)
+        await self.report_progress({f"{topic}/{part}": ts for (topic, part), ts in max_ts.items()}, pending, pipe)
         self.metrics.bump("ledger_out", len(fresh))
 
     async def report_progress(self, max_ts: dict[str, int], pending: dict[str, bool], pipe: Any = None) -> None:
