@@ -158,13 +158,13 @@ def _fast_checker(etype: str, spec: tuple[tuple[str, int, Any], ...]) -> Callabl
     """One function per event type with every check inlined: the valid event in one step, or
     None (then the general loop below finds the field and words the reason). Same checks,
     same field order as that loop; a fifth of its cost per event."""
-    env: dict[str, Any] = {"_M": _MISSING, "MIN_TS": MIN_EVENT_TS, "MAX_TS": MAX_INSTANT}
-    body = ["    ts = obj.get('ts', _M)"]
+    env: dict[str, Any] = {"MIN_TS": MIN_EVENT_TS, "MAX_TS": MAX_INSTANT}
+    body = ["        ts = obj['ts']"]
     conds = ["type(ts) is int", "MIN_TS <= ts < MAX_TS"]
     fields = [f"'type': {etype!r}", "'ts': ts"]
     for i, (name, kind, arg) in enumerate(spec):
         v = f"v{i}"
-        body.append(f"    {v} = obj.get({name!r}, _M)")
+        body.append(f"        {v} = obj[{name!r}]")
         if kind == _ID:
             conds.append(f"type({v}) is str and 0 < len({v}) <= {MAX_ID}")
         elif kind == _ENUM:
@@ -174,10 +174,11 @@ def _fast_checker(etype: str, spec: tuple[tuple[str, int, Any], ...]) -> Callabl
             conds.append(f"type({v}) is int and {v} >= 0")
         else:
             env[f"a{i}"] = arg
-            conds.append(f"{v} is not _M and a{i}({v})")
+            conds.append(f"a{i}({v})")
         fields.append(f"{name!r}: {v}")
-    src = "def check(obj):\n" + "\n".join(body) + "\n    if " + " and ".join(f"({c})" for c in conds) + \
-        ":\n        return {" + ", ".join(fields) + "}\n    return None\n"
+    src = ("def check(obj):\n    try:\n" + "\n".join(body)  # a missing field: KeyError
+           + "\n    except KeyError:\n        return None\n    if " + " and ".join(f"({c})" for c in conds)
+           + ":\n        return {" + ", ".join(fields) + "}\n    return None\n")
     exec(compile(src, f"<contract check {etype}>", "exec"), env)  # the source is built above from the spec
     return env["check"]  # type: ignore[no-any-return]
 
