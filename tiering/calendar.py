@@ -23,7 +23,8 @@ class Calendar:
 
     tz_name: str = "Asia/Shanghai"
     _boundaries: tuple[int, ...] = field(init=False, repr=False, compare=False)
-    _last: list[int] = field(init=False, repr=False, compare=False)  # lookup cache: [lo, hi, index]
+    _last: list[int] = field(init=False, repr=False, compare=False)  # index's cache: [lo, hi, index]
+    _start: list[int] = field(init=False, repr=False, compare=False)  # cycle_start's cache: [lo, hi]
     _slots: dict[int, int] = field(init=False, repr=False, compare=False)  # quarter-hour slot -> index
     _days: dict[tuple[int, int], list[int]] = field(init=False, repr=False, compare=False)  # day_starts cache
     _ids: dict[int, str] = field(init=False, repr=False, compare=False)  # cycle_id cache
@@ -38,6 +39,7 @@ class Calendar:
         ]
         object.__setattr__(self, "_boundaries", tuple(marks))
         object.__setattr__(self, "_last", [0, 0, -1])
+        object.__setattr__(self, "_start", [0, 0])
         object.__setattr__(self, "_slots", {})
         object.__setattr__(self, "_days", {})
         object.__setattr__(self, "_ids", {})
@@ -75,10 +77,16 @@ class Calendar:
         return self._boundaries[index]
 
     def cycle_start(self, ts: int) -> int:
-        lo, hi, _i = self._last
+        """Start of the cycle holding ts. The fold asks this for every event's ts, which stay in
+        one cycle for long runs, while `index` also serves the member index's until instants
+        (later cycles): each keeps its own last range, so neither evicts the other's."""
+        lo, hi = self._start
         if lo <= ts < hi:
             return lo
-        return self._boundaries[self.index(ts)]
+        i = self.index(ts)
+        b = self._boundaries
+        self._start[:] = (b[i], b[i + 1])
+        return b[i]
 
     def next_boundary(self, ts: int) -> int:
         """The first boundary strictly after ts."""
