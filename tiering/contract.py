@@ -267,7 +267,7 @@ def parse_line(raw: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent(f"not valid JSON: {exc}") from None
     topic = obj.get("topic") if type(obj) is dict else None
-    if topic is not None and topic not in INPUT_TOPICS:
+    if topic is not None and (type(topic) is not str or topic not in INPUT_TOPICS):  # a list is unhashable
         raise InvalidEvent(f"unknown input topic {_describe(topic)}", None)
     return validate(obj, topic)
 

@@ -13,6 +13,20 @@ from hypothesis import strategies as st
 
 from bench.simulate import SimConfig, Simulator
 from replay.file import replay_file, replay_lines
+from tiering.contract import (
+    BENEFIT_TYPES,
+    CHANNELS,
+    INPUT_TOPICS,
+    JOIN_TYPES,
+    MAX_INSTANT,
+    MIN_EVENT_TS,
+    PROFILE_OPTIONAL,
+    REQUIRED,
+    STANDARD_FIELDS,
+    TOPIC_OF_TYPE,
+    InvalidEvent,
+    parse_event,
+)
 from tiering.outputs import publish, publish_ratio, ratio, ratio_at_least
 
 pytestmark = pytest.mark.unit
@@ -45,6 +59,89 @@ def test_any_line_of_bytes_becomes_a_dead_letter_or_an_event(raw: bytes) -> None
     dls = [o for o in outs if o["type"] == "dead_letter"]
     for d in dls:
         assert d["reason"] and d["raw"] == raw.decode("utf-8", "replace")
+
+
+# JSON objects whose keys are the contract's own field names and whose values are anything JSON
+# holds, contract vocabulary included: random bytes seldom parse, these reach every check
+FIELD_NAMES = sorted({f for fields in REQUIRED.values() for f in fields} | set(PROFILE_OPTIONAL)
+                     | {"event_id", "ts", "type", "topic"})
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6)
+FIELD_VALUES = st.one_of(JSON_VALUES, st.sampled_from(sorted(TOPIC_OF_TYPE)), st.sampled_from(sorted(INPUT_TOPICS)),
+                         st.integers(MIN_EVENT_TS, MAX_INSTANT))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(FIELD_NAMES), FIELD_VALUES, max_size=10), st.sampled_from(sorted(INPUT_TOPICS)))
+@example({"topic": []}, "orders")  # an unhashable topic once escaped as a TypeError
+@example({"type": "order_paid", "topic": {"a": 1}}, "orders")
+def test_any_json_object_is_an_event_or_a_dead_letter(obj: dict[str, object], topic: str) -> None:
+    raw = orjson.dumps(obj)
+    outs = list(replay_lines([raw]))  # the file form: never raises
+    for o in outs:
+        if o["type"] == "dead_letter":
+            assert o["reason"] and o["raw"] == raw.decode()
+    try:
+        parse_event(raw, topic)  # the live form: the contract's error or an event
+    except InvalidEvent as exc:
+        assert str(exc)
+
+
+_SHOPS = st.sampled_from(["a", "b", "c"])
+_TS = st.one_of(st.integers(MIN_EVENT_TS, MAX_INSTANT - 1),
+                st.integers(1_672_502_400_000, 1_672_502_400_000 + 90 * 86_400_000),  # 2023, boundaries close
+                st.sampled_from([MIN_EVENT_TS, MAX_INSTANT - 1]))
+_INSTANT = st.one_of(st.integers(0, MAX_INSTANT - 1), _TS)
+
+
+def _event(etype: str, **fields: st.SearchStrategy[object]) -> st.SearchStrategy[dict[str, object]]:
+    return st.fixed_dictionaries({"type": st.just(etype), "ts": _TS,
+                                  "event_id": st.text("xyz0123", min_size=1, max_size=6), **fields})
+
+
+VALID_EVENTS = st.one_of(
+    _event("member_joined", shop_id=_SHOPS, user_id=_SHOPS, channel=st.sampled_from(CHANNELS),
+           join_type=st.sampled_from(JOIN_TYPES)),
+    _event("member_left", shop_id=_SHOPS, user_id=_SHOPS),
+    _event("order_paid", shop_id=_SHOPS, user_id=_SHOPS, order_id=_SHOPS, amount_cents=st.integers(0, 2**63)),
+    _event("benefit_redeemed", shop_id=_SHOPS, user_id=_SHOPS, benefit_id=_SHOPS,
+           benefit_type=st.sampled_from(BENEFIT_TYPES), stage=st.sampled_from(("claimed", "used"))),
+    _event("benefit_config_changed", shop_id=_SHOPS, benefit_id=_SHOPS, benefit_type=st.sampled_from(BENEFIT_TYPES),
+           status=st.sampled_from(("online", "offline"))),
+    _event("join_setting_changed", shop_id=_SHOPS, mode=st.sampled_from(JOIN_TYPES)),
+    st.builds(lambda base, extra: {**base, **extra}, _event("shop_profile_changed", shop_id=_SHOPS),
+              st.fixed_dictionaries({}, optional={
+                  "industry": _SHOPS, "member_pass": st.booleans(),
+                  "b_edition": st.none() | st.fixed_dictionaries({"ordered_at": _INSTANT, "expires_at": _INSTANT}),
+                  "third_party": st.fixed_dictionaries({"opened_before_2021": st.booleans(),
+                                                        "baseline_15d": st.integers(0, 10**9)})})),
+    _event("industry_standard_changed", industry=_SHOPS, effective_from=_INSTANT,
+           standard=st.fixed_dictionaries({f: st.integers(0, 10**6) if f == "min_effective_members"
+                                           else st.floats(0, 1e6) for f in STANDARD_FIELDS})),
+    st.builds(lambda base, edges: {**base, "start": min(edges), "end": max(edges)},
+              _event("promo_window_declared", name=_SHOPS),
+              st.tuples(_INSTANT, _INSTANT).filter(lambda edges: edges[0] != edges[1])),
+    _event("clock_advanced"),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(VALID_EVENTS, max_size=25))
+@example([  # a promo window from 0 (the contract takes instants from 0): its timer once hit the calendar's range
+    {"type": "member_joined", "ts": MIN_EVENT_TS, "event_id": "0", "shop_id": "a", "user_id": "a",
+     "channel": "live", "join_type": "registration"},
+    {"type": "clock_advanced", "ts": MIN_EVENT_TS + 40 * 86_400_000, "event_id": "1"},
+    {"type": "promo_window_declared", "ts": MIN_EVENT_TS + 41 * 86_400_000, "event_id": "2", "name": "p",
+     "start": 0, "end": MIN_EVENT_TS + 50 * 86_400_000},
+    {"type": "clock_advanced", "ts": MIN_EVENT_TS + 60 * 86_400_000, "event_id": "3"},
+])
+def test_any_sequence_of_valid_events_folds(events: list[dict[str, object]]) -> None:
+    """Whatever the contract lets through, the fold takes: a bad event never stops the processor."""
+    outs = list(replay_lines([orjson.dumps(e) for e in events]))
+    assert not [o for o in outs if o["type"] == "dead_letter"]
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
