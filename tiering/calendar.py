@@ -9,7 +9,10 @@ from zoneinfo import ZoneInfo
 
 DAY_MS = 86_400_000
 _SLOT_MS = 900_000
-_FIRST_YEAR = 1990
+# a year before the contract's earliest event ts (1990-01-01, tiering.contract): in every time zone
+# each event then has a boundary at or before it and before its watermark (the first close has a
+# cycle to close)
+_FIRST_YEAR = 1989
 _LAST_YEAR = 2100
 
 

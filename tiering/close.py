@@ -51,8 +51,11 @@ class Closer:
         self.cal = params.calendar
 
     def start(self, store: StateStore, watermark: int) -> None:
-        """First record: boundaries before it close with no shop to assess."""
+        """First record: boundaries before it close with no shop to assess. A watermark before the
+        calendar's first boundary (only with a lateness of over a year) starts at that boundary:
+        nothing is older, and every close then has the cycle before it."""
         clock = store.clock
+        watermark = max(watermark, self.cal.boundary(0))
         clock.watermark = watermark
         clock.last_closed = self.cal.last_boundary_at_or_before(watermark)
         clock.open_boundary = self.cal.next_boundary(watermark)

@@ -91,14 +91,14 @@ def test_any_json_object_is_an_event_or_a_dead_letter(obj: dict[str, object], to
 
 
 _SHOPS = st.sampled_from(["a", "b", "c"])
-_TS = st.one_of(st.integers(MIN_EVENT_TS, MAX_INSTANT - 1),
+EVENT_TS = st.one_of(st.integers(MIN_EVENT_TS, MAX_INSTANT - 1),
                 st.integers(1_672_502_400_000, 1_672_502_400_000 + 90 * 86_400_000),  # 2023, boundaries close
                 st.sampled_from([MIN_EVENT_TS, MAX_INSTANT - 1]))
-_INSTANT = st.one_of(st.integers(0, MAX_INSTANT - 1), _TS)
+_INSTANT = st.one_of(st.integers(0, MAX_INSTANT - 1), EVENT_TS)
 
 
 def _event(etype: str, **fields: st.SearchStrategy[object]) -> st.SearchStrategy[dict[str, object]]:
-    return st.fixed_dictionaries({"type": st.just(etype), "ts": _TS,
+    return st.fixed_dictionaries({"type": st.just(etype), "ts": EVENT_TS,
                                   "event_id": st.text("xyz0123", min_size=1, max_size=6), **fields})
 
 
