@@ -10,10 +10,12 @@ from zoneinfo import ZoneInfo
 DAY_MS = 86_400_000
 _SLOT_MS = 900_000
 # a year before the contract's earliest event ts (1990-01-01, tiering.contract): in every time zone
-# each event then has a boundary at or before it and before its watermark (the first close has a
-# cycle to close)
+# each event then has a boundary at or before it and, for any lateness under about a year, before its
+# watermark too (a longer one starts at the first boundary: Closer.start)
 _FIRST_YEAR = 1989
-_LAST_YEAR = 2100
+# the contract's instants end at 2100-01-01 and the rules' windows are at most ten years
+# (RuleParams), so every instant the rules look up, an event's until instants included, is inside
+_LAST_YEAR = 2111
 
 
 def _epoch_ms(dt: datetime) -> int:

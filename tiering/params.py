@@ -10,6 +10,9 @@ from typing import Any
 from tiering.calendar import DAY_MS, Calendar
 
 HOUR_MS = 3_600_000
+MAX_SPAN_MS = 3653 * DAY_MS  # ten years: the longest window or lateness the calendar's range allows for
+SPANS = ("lateness_ms", "quality_window_ms", "activity_window_ms", "conversion_window_ms", "grace_ms")
+COUNTS = ("online_days_threshold", "third_party_default_cap")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,16 @@ class RuleParams:
     calendar: Calendar = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        for name in SPANS:
+            value = getattr(self, name)
+            if type(value) is not int or not 0 <= value <= MAX_SPAN_MS:
+                raise ValueError(f"{name} must be an integer from 0 to {MAX_SPAN_MS} (ten years), not {value!r}")
+        for name in COUNTS:
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:
+                raise ValueError(f"{name} must be an integer of at least 0, not {value!r}")
+        if type(self.dedupe_cycles) is not int or self.dedupe_cycles < 1:
+            raise ValueError(f"dedupe_cycles must be an integer of at least 1, not {self.dedupe_cycles!r}")
         object.__setattr__(self, "calendar", Calendar(self.tz))
 
     def with_overrides(self, **overrides: Any) -> RuleParams:

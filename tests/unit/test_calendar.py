@@ -36,6 +36,17 @@ def test_index_is_monotone_and_boundary_inverts_it() -> None:
         assert CAL.boundary(i) <= ts < CAL.boundary(i + 1)
 
 
+def test_the_range_holds_every_contract_instant_and_ten_years_of_window_after_it() -> None:
+    from tiering.contract import MAX_INSTANT, MIN_EVENT_TS
+    from tiering.params import MAX_SPAN_MS
+    for tz in ("Asia/Shanghai", "Pacific/Kiritimati", "Etc/GMT+12"):
+        cal = Calendar(tz)
+        first = cal.index(MIN_EVENT_TS - 300 * DAY)  # a first watermark 300 days of lateness back
+        assert cal.boundary(first) <= MIN_EVENT_TS - 300 * DAY
+        last = cal.index(MAX_INSTANT - 1 + MAX_SPAN_MS)  # an until instant of the last possible event
+        assert cal.boundary(last) <= MAX_INSTANT - 1 + MAX_SPAN_MS < cal.boundary(last + 1)
+
+
 def test_out_of_range_instant_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="outside the supported years"):
         CAL.index(0)

@@ -92,8 +92,10 @@ def test_any_json_object_is_an_event_or_a_dead_letter(obj: dict[str, object], to
 
 _SHOPS = st.sampled_from(["a", "b", "c"])
 EVENT_TS = st.one_of(st.integers(MIN_EVENT_TS, MAX_INSTANT - 1),
-                st.integers(1_672_502_400_000, 1_672_502_400_000 + 90 * 86_400_000),  # 2023, boundaries close
-                st.sampled_from([MIN_EVENT_TS, MAX_INSTANT - 1]))
+                    st.integers(1_672_502_400_000, 1_672_502_400_000 + 90 * 86_400_000),  # 2023, boundaries close
+                    st.integers(MIN_EVENT_TS, MIN_EVENT_TS + 40 * 86_400_000),  # the edges of the contract's range
+                    st.integers(MAX_INSTANT - 40 * 86_400_000, MAX_INSTANT - 1),
+                    st.sampled_from([MIN_EVENT_TS, MAX_INSTANT - 1]))
 _INSTANT = st.one_of(st.integers(0, MAX_INSTANT - 1), EVENT_TS)
 
 
@@ -137,6 +139,12 @@ VALID_EVENTS = st.one_of(
     {"type": "promo_window_declared", "ts": MIN_EVENT_TS + 41 * 86_400_000, "event_id": "2", "name": "p",
      "start": 0, "end": MIN_EVENT_TS + 50 * 86_400_000},
     {"type": "clock_advanced", "ts": MIN_EVENT_TS + 60 * 86_400_000, "event_id": "3"},
+])
+@example([  # an order in the contract's last fortnight: its quality-until instant is in 2100
+    {"type": "member_joined", "ts": MAX_INSTANT - 15 * 86_400_000, "event_id": "1", "shop_id": "a", "user_id": "u",
+     "channel": "live", "join_type": "registration"},
+    {"type": "order_paid", "ts": MAX_INSTANT - 14 * 86_400_000, "event_id": "2", "shop_id": "a", "user_id": "u",
+     "order_id": "o", "amount_cents": 5},
 ])
 def test_any_sequence_of_valid_events_folds(events: list[dict[str, object]]) -> None:
     """Whatever the contract lets through, the fold takes: a bad event never stops the processor."""

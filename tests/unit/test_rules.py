@@ -204,3 +204,16 @@ def test_custom_online_threshold_via_params(new_run: Any) -> None:
     assert assessed(run, "S", "2023-01-01")["tier"] == "improving"
     with pytest.raises(ValueError, match="unknown rule parameter"):
         RuleParams().with_overrides(nonsense=1)
+
+
+@pytest.mark.parametrize(("name", "value", "reason"), [
+    ("lateness_ms", -1, "from 0 to"), ("quality_window_ms", 11 * 366 * DAY, "ten years"),
+    ("grace_ms", "24h", "an integer"), ("dedupe_cycles", 0, "at least 1"),
+    ("third_party_default_cap", -5, "at least 0"),
+])
+def test_rule_parameters_out_of_range_are_refused_by_name(name: str, value: Any, reason: str) -> None:
+    """A what-if's `--set` reaches here: a window the calendar cannot hold, or a negative one, is a
+    clear error before any replay, not a failure halfway through one."""
+    with pytest.raises(ValueError, match=f"{name} must be .*{reason}"):
+        RuleParams().with_overrides(**{name: value})
+    RuleParams().with_overrides(**{name: 1})  # in range
