@@ -7,6 +7,30 @@ import sys
 from collections.abc import Sequence
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
+def _sim_day(text: str) -> str:
+    """An argparse type: a first simulated day, YYYY-MM-DD, inside the contract's years."""
+    from datetime import date
+
+    try:
+        d = date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DD ({exc})") from None
+    if not 1990 <= d.year <= 2098:
+        raise argparse.ArgumentTypeError(f"{text}: event timestamps must fall in 1990-2099 (the contract's range)")
+    return text
+
+
 def _replay(args: argparse.Namespace) -> int:
     from replay.file import main as replay_main
     from tiering.params import RuleParams
@@ -169,10 +193,20 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from datetime import date, timedelta
+
     from bench.simulate import SimConfig, write_simulation
 
+    if date.fromisoformat(args.start) + timedelta(days=args.days) > date(2099, 12, 31):
+        print(f"tierstream simulate: {args.days} days from {args.start} run past 2099, the contract's last year",
+              file=sys.stderr)
+        return 2
     cfg = SimConfig(shops=args.shops, days=args.days, seed=args.seed, start=args.start)
-    n = write_simulation(cfg, args.output)
+    try:
+        n = write_simulation(cfg, args.output)
+    except OSError as exc:
+        print(f"tierstream simulate: {exc}", file=sys.stderr)
+        return 1
     print(f"simulate: wrote {n} events for {args.shops} shops over {args.days} days to {args.output}",
           file=sys.stderr)
     return 0
@@ -248,10 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_replay)
 
     s = sub.add_parser("simulate", help="write a realistic, seeded workload in the input contract")
-    s.add_argument("--shops", type=int, default=100)
-    s.add_argument("--days", type=int, default=45)
+    s.add_argument("--shops", type=_count, default=100)
+    s.add_argument("--days", type=_count, default=45)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--start", default="2023-01-01", help="first local day (YYYY-MM-DD)")
+    s.add_argument("--start", type=_sim_day, default="2023-01-01", help="first local day (YYYY-MM-DD)")
     s.add_argument("--output", required=True)
     s.set_defaults(func=_simulate)
 

@@ -1,0 +1,48 @@
+"""The command line refuses bad arguments with a clear message and no traceback."""
+
+from __future__ import annotations
+
+import pathlib
+
+import orjson
+import pytest
+
+from streams.cli import main
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--shops", "0"], "--shops: must be at least 1, not 0"),
+    (["--shops", "many"], "--shops: 'many' is not a whole number"),
+    (["--days", "-1"], "--days: must be at least 1, not -1"),
+    (["--start", "2023-13-01"], "--start: '2023-13-01': expected YYYY-MM-DD"),
+    (["--start", "1980-01-01"], "1990-2099 (the contract's range)"),
+])
+def test_simulate_refuses_what_it_cannot_simulate(args: list[str], message: str, tmp_path: pathlib.Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", *args, "--output", str(tmp_path / "out.jsonl")])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_simulate_past_the_contract_or_into_nowhere_is_an_error(tmp_path: pathlib.Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--days", "800", "--start", "2098-01-01", "--output", str(tmp_path / "x")]) == 2
+    assert "run past 2099" in capsys.readouterr().err
+    assert main(["simulate", "--shops", "1", "--days", "1", "--output", str(tmp_path / "no" / "x")]) == 1
+    assert "No such file or directory" in capsys.readouterr().err
+
+
+def test_simulate_writes_the_contract(tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "sim.jsonl"
+    assert main(["simulate", "--shops", "2", "--days", "2", "--seed", "5", "--output", str(out)]) == 0
+    types = []
+    for line in out.read_bytes().splitlines():
+        try:
+            types.append(orjson.loads(line)["type"])
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            continue  # the simulator writes a few malformed lines on purpose
+    assert len(types) > 10 and "order_paid" in types
