@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from replay.ledger import Bound
 from streams.ingest import FANOUT_HEADER
 from streams.settings import Settings
-from streams.topics import INPUT_TOPICS, LEDGER
+from streams.topics import INPUT_TOPICS, LEDGER, started
 from tiering.contract import GLOBAL_TYPES
 
 
@@ -39,7 +39,7 @@ async def read_to_end(settings: Settings, topics: list[str], keep: Callable[[Any
     that `keep` accepts; progress on stderr under `label`. Export and explain read with it."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
-    await consumer.start()
+    await started(consumer)
     try:
         missing = sorted(set(topics) - await consumer.topics())
         if missing:

@@ -22,7 +22,7 @@ from projections.processor import PartitionProcessor, commit_pass, fold_pass
 from projections.redis_store import RedisStore
 from streams.metrics import GcTenure
 from streams.settings import Settings
-from streams.topics import LEDGER
+from streams.topics import LEDGER, started
 from tiering.fold import Folder
 from tiering.outputs import Output
 from tiering.params import RuleParams
@@ -81,7 +81,7 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
     client = sync_redis(str(settings.redis))
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
-    await consumer.start()
+    await started(consumer)
     result = RebuildResult()
     tenure = GcTenure()  # the caches and outputs grow for the whole rebuild: keep full collections short
     t0 = time.perf_counter()

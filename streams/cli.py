@@ -329,7 +329,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        reason = _unavailable(exc)
+        if reason is None:
+            raise  # a bug: the traceback is the report
+        print(f"tierstream {args.command}: {reason}", file=sys.stderr)
+        return 1
+
+
+def _unavailable(exc: Exception) -> str | None:
+    """What to tell the user when a command's broker, Redis or file is not there; None otherwise."""
+    from aiokafka.errors import KafkaConnectionError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from streams.settings import Settings, redact_url
+
+    hint = "is it running? `tierstream devstack up` starts one here, `eval \"$(tierstream devstack env)\"` points at it"
+    if isinstance(exc, KafkaConnectionError):
+        return f"cannot reach Kafka at {Settings.from_env().kafka} ({exc}); {hint}"
+    if isinstance(exc, RedisConnectionError):
+        return f"cannot reach Redis at {redact_url(str(Settings.from_env().redis))} ({exc}); {hint}"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return str(exc)
+    return None
 
 
 if __name__ == "__main__":

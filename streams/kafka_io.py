@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.ingest import FANOUT_HEADER
 from streams.settings import Settings
-from streams.topics import OUTPUT_TOPICS, ensure_topics
+from streams.topics import OUTPUT_TOPICS, ensure_topics, started
 from tiering.contract import GLOBAL_TYPES, TOPIC_OF_TYPE
 
 
@@ -40,7 +40,7 @@ async def produce(settings: Settings, src: IO[bytes], in_order: bool = True, rat
     `rate` paces the sending at that many lines per second (a live feed for demos and benchmarks)."""
     await ensure_topics(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all", linger_ms=0 if in_order else 5)
-    await producer.start()
+    await started(producer)
     n = 0
     stamp = 0
     t0 = time.monotonic()
@@ -87,7 +87,7 @@ async def consume(settings: Settings, dst: IO[bytes], idle_seconds: float, topic
     # without a group, a subscription is assigned every partition, read from the earliest offset
     consumer = AIOKafkaConsumer(*names, bootstrap_servers=settings.kafka, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
+    await started(consumer)
     n = 0
     try:
         last = time.monotonic()

@@ -18,6 +18,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from streams.topics import started
+
 MAX_BATCH_BYTES = 512 * 1024  # below the broker's default message.max.bytes (1 MiB)
 
 LedgerRecord = tuple[bytes | None, bytes, int | None]  # key, value, partition (None: by key)
@@ -46,7 +48,7 @@ class LedgerWriter:
         if self._producer is None:
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
                                         max_batch_size=MAX_BATCH_BYTES, max_request_size=2 * MAX_BATCH_BYTES)
-            await producer.start()
+            await started(producer)
             self._producer = producer
 
     async def stop(self) -> None:

@@ -44,7 +44,7 @@ from streams.ledger_writer import LedgerWriter
 from streams.metrics import info
 from streams.pipeline import InputMessage, Pipeline, Send
 from streams.settings import Settings
-from streams.topics import INPUT_TOPICS, LEDGER
+from streams.topics import INPUT_TOPICS, LEDGER, started
 
 FETCH_MAX_WAIT_MS = 25  # an idle fetch returns this often, carrying fresh end offsets
 TOP_UP_MS = 5  # the ledger reader's second look for records appended while it was busy
@@ -94,7 +94,7 @@ class GroupReader:
             max_partition_fetch_bytes=4 * 1024 * 1024,
             partition_assignment_strategy=(RangePartitionAssignor,))
         consumer.subscribe(self.topics, listener=_Rebalance(self))
-        await consumer.start()
+        await started(consumer)
         info(f"{self.name} reader started", group=self.group_id)
         try:
             while not self._stopping:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Final
+from typing import Any, Final, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -17,6 +17,21 @@ OUTPUT_TOPICS: Final = ("tier-assessments", "tier-changes", "recruitment-throttl
                         "dead-letters", "late-events")
 ALL_TOPICS: Final = (*INPUT_TOPICS, LEDGER, *OUTPUT_TOPICS)
 KEEP_FOREVER: Final = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+Client = TypeVar("Client")
+
+
+async def started(client: Client) -> Client:
+    """Start an aiokafka client (consumer, producer or admin). If it cannot reach the broker, close
+    it before the error goes on: a client left half-started is reported as unclosed at exit."""
+    c: Any = client
+    try:
+        await c.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await (c.stop() if hasattr(c, "stop") else c.close())
+        raise
+    return client
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 15.0) -> None:
@@ -31,8 +46,7 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create every topic that is missing; return the names created. Idempotent."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
-    await admin.start()
+    admin = await started(AIOKafkaAdminClient(bootstrap_servers=settings.kafka))
     try:
         existing = set(await admin.list_topics())
         wanted = [settings.topic(t) for t in ALL_TOPICS]

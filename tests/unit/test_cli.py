@@ -46,3 +46,20 @@ def test_simulate_writes_the_contract(tmp_path: pathlib.Path) -> None:
         except (orjson.JSONDecodeError, TypeError, KeyError):
             continue  # the simulator writes a few malformed lines on purpose
     assert len(types) > 10 and "order_paid" in types
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["consume", "--output", "{tmp}/out.jsonl", "--idle-seconds", "1"], "cannot reach Kafka at 127.0.0.1:1"),
+    (["export", "--output", "{tmp}/out.jsonl"], "cannot reach Kafka at 127.0.0.1:1"),
+    (["replay", "promote", "someone"], "cannot reach Redis at redis://u:***@127.0.0.1:1/0"),
+    (["produce", "--input", "{tmp}/missing.jsonl"], "No such file or directory"),
+])
+def test_a_missing_broker_redis_or_file_is_one_line_not_a_traceback(
+        args: list[str], message: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TIERSTREAM_KAFKA", "127.0.0.1:1")  # nothing listens on port 1
+    monkeypatch.setenv("TIERSTREAM_REDIS", "redis://u:secret@127.0.0.1:1/0")
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 1
+    err = capsys.readouterr().err
+    assert f"tierstream {args[0]}: " in err and message in err
+    assert "Traceback" not in err and "secret" not in err
