@@ -21,8 +21,8 @@ MARKER = "watermark"
 
 def timer_instant(instant: int) -> int:
     """The instant a timer named by an event fires at. The contract takes such instants from 0 on,
-    but no fact is older than the calendar's first instant (events' ts start there), and the rules
-    look a timer's instant up in the calendar: an older one fires as at that first instant."""
+    but no event is older than its earliest ts (1990), and the rules look a timer's instant up in
+    the calendar: an older one fires as at that earliest ts."""
     return instant if instant >= MIN_EVENT_TS else MIN_EVENT_TS
 
 
