@@ -226,7 +226,7 @@ class RedisStore:
         self._accessed: set[tuple[str, int]] = set()  # counters the batch asked for
         self._changed_members: list[RedisMembers] = []  # member indexes the batch changed
         self._dropped: set[tuple[str, int]] = set()
-        self._seen_hits: set[str] = set()
+        self._seen_hits: dict[str, int] = {}  # ids of this batch found in a stored cycle's set -> that cycle
         self._remembered: dict[int, set[str]] = {}
         self._remembered_ids: set[str] = set()  # the union of _remembered's sets
         self._forget: list[int] = []
@@ -334,8 +334,8 @@ class RedisStore:
             for key in counter_list:
                 raw = next(res)
                 self._counters[key] = codec.decode_counters(raw) if raw is not None else None
-            for _cycle in cycles:
-                self._seen_hits.update(i for i, hit in zip(ids, next(res), strict=True) if hit)
+            for cycle in cycles:
+                self._seen_hits.update((i, cycle) for i, hit in zip(ids, next(res), strict=True) if hit)
         return apply
 
     def _loaded_shop(self, shop_id: str, raw: bytes | None) -> ShopState | None:
@@ -420,10 +420,14 @@ class RedisStore:
         self._remembered_ids.add(event_id)
 
     def forget_before(self, cycle_start: int) -> None:
+        """A close in the middle of a batch forgets for the rest of it too: the batch's hits in the
+        forgotten cycles' stored sets no longer count, as in the memory store."""
         for cycle in sorted(c for c in self._seen_cycles if c < cycle_start):
             self._forget.append(cycle)
             self._seen_cycles.discard(cycle)
             self._remembered_ids -= self._remembered.pop(cycle, set())
+        if any(c < cycle_start for c in self._seen_hits.values()):
+            self._seen_hits = {i: c for i, c in self._seen_hits.items() if c >= cycle_start}
 
     def defer(self, fact: Fact) -> None:
         self._deferred_new.append(fact)
