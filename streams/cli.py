@@ -26,8 +26,9 @@ def _sim_day(text: str) -> str:
         d = date.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DD ({exc})") from None
-    if not 1990 <= d.year <= 2098:
-        raise argparse.ArgumentTypeError(f"{text}: event timestamps must fall in 1990-2099 (the contract's range)")
+    if not date(1990, 1, 2) <= d <= date(2099, 12, 30):  # a local day starting 1990-01-01 begins before 1990 UTC
+        raise argparse.ArgumentTypeError(f"{text}: the first day must be from 1990-01-02 to 2099-12-30 "
+                                         "(event timestamps fall in 1990-2099, the contract's range)")
     return text
 
 

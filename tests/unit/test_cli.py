@@ -7,6 +7,7 @@ import pathlib
 import orjson
 import pytest
 
+from replay.file import replay_lines
 from streams.cli import main
 
 pytestmark = pytest.mark.unit
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.unit
     (["--shops", "many"], "--shops: 'many' is not a whole number"),
     (["--days", "-1"], "--days: must be at least 1, not -1"),
     (["--start", "2023-13-01"], "--start: '2023-13-01': expected YYYY-MM-DD"),
-    (["--start", "1980-01-01"], "1990-2099 (the contract's range)"),
+    (["--start", "1980-01-01"], "1990-2099, the contract's range"),
+    (["--start", "1990-01-01"], "from 1990-01-02 to 2099-12-30"),  # its first hours are 1989 in UTC
 ])
 def test_simulate_refuses_what_it_cannot_simulate(args: list[str], message: str, tmp_path: pathlib.Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,9 +38,10 @@ def test_simulate_past_the_contract_or_into_nowhere_is_an_error(tmp_path: pathli
     assert "No such file or directory" in capsys.readouterr().err
 
 
-def test_simulate_writes_the_contract(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("start", ["2023-01-01", "1990-01-02"])
+def test_simulate_writes_the_contract(start: str, tmp_path: pathlib.Path) -> None:
     out = tmp_path / "sim.jsonl"
-    assert main(["simulate", "--shops", "2", "--days", "2", "--seed", "5", "--output", str(out)]) == 0
+    assert main(["simulate", "--shops", "2", "--days", "2", "--seed", "5", "--start", start, "--output", str(out)]) == 0
     types = []
     for line in out.read_bytes().splitlines():
         try:
@@ -46,6 +49,8 @@ def test_simulate_writes_the_contract(tmp_path: pathlib.Path) -> None:
         except (orjson.JSONDecodeError, TypeError, KeyError):
             continue  # the simulator writes a few malformed lines on purpose
     assert len(types) > 10 and "order_paid" in types
+    refused = [o for o in replay_lines(out.read_bytes().splitlines()) if o["type"] == "dead_letter"]
+    assert all("invalid 'ts'" not in o["reason"] for o in refused)  # every well-formed line is in range
 
 
 @pytest.mark.parametrize(("args", "message"), [
