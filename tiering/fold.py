@@ -11,19 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 from tiering import close
-from tiering.contract import MIN_EVENT_TS
 from tiering.outputs import Output, late_event, shop_output
 from tiering.params import RuleParams, Standard
 from tiering.state import Member, MemberIndex, MemoryStore, ShopState, StateStore, timeline_add
 
 MARKER = "watermark"
-
-
-def timer_instant(instant: int) -> int:
-    """The instant a timer named by an event fires at. The contract takes such instants from 0 on,
-    but no event is older than its earliest ts (1990), and the rules look a timer's instant up in
-    the calendar: an older one fires as at that earliest ts."""
-    return instant if instant >= MIN_EVENT_TS else MIN_EVENT_TS
 
 
 class Folder:
@@ -86,8 +78,8 @@ class Folder:
             store.touch_all()
         elif etype == "promo_window_declared":
             clock.promos.append((e["start"], e["end"], e["name"]))
-            clock.push_timer(timer_instant(e["start"]), "promo_start", "", e["name"])
-            clock.push_timer(timer_instant(e["end"]), "promo_end", "", e["name"])
+            clock.push_timer(e["start"], "promo_start", "", e["name"])
+            clock.push_timer(e["end"], "promo_end", "", e["name"])
         self.closer.advance(store, ts - self.params.lateness_ms, out)
 
     # -- member facts -------------------------------------------------------------------------
@@ -177,7 +169,7 @@ class Folder:
         if "b_edition" in e or "member_pass" in e:
             clock.push_timer(e["ts"], "eligibility", shop.shop_id)
             if e.get("b_edition"):
-                clock.push_timer(timer_instant(e["b_edition"]["expires_at"]), "eligibility", shop.shop_id)
+                clock.push_timer(e["b_edition"]["expires_at"], "eligibility", shop.shop_id)
 
 
 def fold(folder: Folder, store: StateStore, record: dict[str, Any]) -> list[Output]:

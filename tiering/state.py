@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tiering.contract import MIN_EVENT_TS
+
 Timeline = list[tuple[int, int, Any]]  # (ts, ledger seq, value), sorted
 Fact = tuple[int, int, str, str, str]  # a deferred member fact: (ts, seq, shop_id, user_id, kind)
 
@@ -106,8 +108,11 @@ class Clock:
     stats: dict[str, int] = field(default_factory=dict)
 
     def push_timer(self, instant: int, kind: str, shop_id: str, payload: Any = None) -> None:
+        """A timer fires when the watermark reaches `instant`. Events may name instants from 0 on
+        (promo edges, B-edition expiry), but none is older than the earliest event ts (1990), and
+        the rules look a timer's instant up in the calendar: an older one fires as at that ts."""
         self.seq += 1
-        heapq.heappush(self.timers, (instant, self.seq, kind, shop_id, payload))
+        heapq.heappush(self.timers, (max(instant, MIN_EVENT_TS), self.seq, kind, shop_id, payload))
 
     def bump(self, name: str, n: int = 1) -> None:
         self.stats[name] = self.stats.get(name, 0) + n

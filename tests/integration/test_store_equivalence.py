@@ -34,10 +34,16 @@ def client(devstack: stack.StackConfig, redis_url: str) -> Any:
     c.close()
 
 
+def _drop(client: Any, ns: str) -> None:
+    keys = list(client.scan_iter(f"{ns}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
 def test_any_valid_history_folds_alike_in_both_stores(client: Any) -> None:
-    """Events and markers; every record is its own Redis batch (load, fold, fenced commit; a cold cache every third), so
-    encoding, the overlay and the read-back of every piece of state a history reaches are compared
-    with the memory fold's outputs, byte for byte."""
+    """Events and markers; every record is its own Redis batch (load, fold, fenced commit; a cold
+    cache every third), so encoding, the overlay and the read-back of every piece of state a
+    history reaches are compared with the memory fold's outputs, byte for byte."""
 
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(VALID_EVENTS | MARKERS, max_size=25))
@@ -53,17 +59,9 @@ def test_any_valid_history_folds_alike_in_both_stores(client: Any) -> None:
             in_redis = Run(redis_factory=lambda p: RedisStore(client, ns, 0, p)).feed(*events)
             assert [orjson.dumps(o) for o in in_redis.outputs] == [orjson.dumps(o) for o in memory.outputs]
         finally:
-            keys = list(client.scan_iter(f"{ns}:*", count=1000))
-            if keys:
-                client.delete(*keys)
+            _drop(client, ns)
 
     check()
-
-
-def _drop(client: Any, ns: str) -> None:
-    keys = list(client.scan_iter(f"{ns}:*", count=1000))
-    if keys:
-        client.delete(*keys)
 
 
 def test_any_valid_history_folds_alike_in_batches_of_any_size(client: Any) -> None:
