@@ -41,12 +41,15 @@ def decode_shop(raw: bytes) -> ShopState:
 
 def encode_counters(c: CycleCounters) -> bytes:
     return dumps([c.total_gmv, c.member_gmv, sorted(c.payers), sorted(c.benefit_users), c.cohort,
-                  sorted(c.converted), c.third_party_joins])
+                  sorted(c.converted), c.third_party_joins, c.third_party_reached, c.third_party_ahead])
 
 
 def decode_counters(raw: bytes) -> CycleCounters:
-    t, m, payers, benefit, cohort, converted, tp = orjson.loads(raw)
-    return CycleCounters(t, m, set(payers), set(benefit), cohort, set(converted), tp)
+    """Also reads the seven-field form written before 2026-12-01 (one join ts per cohort user)."""
+    t, m, payers, benefit, cohort, converted, tp, *rest = orjson.loads(raw)
+    reached, ahead = rest if rest else (None, [])
+    cohort = {u: j if isinstance(j, list) else [j] for u, j in cohort.items()}
+    return CycleCounters(t, m, set(payers), set(benefit), cohort, set(converted), tp, reached, ahead)
 
 
 def decode_fact(raw: bytes) -> Fact:
@@ -55,8 +58,9 @@ def decode_fact(raw: bytes) -> Fact:
 
 
 def encode_member(m: Member) -> bytes:
-    return dumps([m.member, m.counted, m.last_paid, m.last_activity, m.protected])
+    return dumps([m.member, m.counted, m.last_paid, m.last_activity, m.protected, m.membership_ts,
+                  m.membership_seq])
 
 
 def decode_member(raw: bytes) -> Member:
-    return Member(*orjson.loads(raw))
+    return Member(*orjson.loads(raw))  # a five-field record (before 2026-12-01) takes the defaults

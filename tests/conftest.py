@@ -70,7 +70,13 @@ def new_run(request: pytest.FixtureRequest) -> Iterator[Any]:
     request.getfixturevalue("devstack")
     client = request.getfixturevalue("redis_client")
     ns = request.getfixturevalue("unique")
-    yield lambda params=None: Run(params, redis_factory=lambda p: RedisStore(client, ns, 0, p))
+    runs = iter(range(1_000_000))  # a second Run of the same test gets a namespace of its own (`ns:1`, ...)
+
+    def make(params: Any = None) -> Run:
+        k = next(runs)
+        return Run(params, redis_factory=lambda p: RedisStore(client, f"{ns}:{k}" if k else ns, 0, p))
+
+    yield make
 
 
 @pytest.fixture

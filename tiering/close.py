@@ -49,6 +49,7 @@ class Closer:
     def __init__(self, params: RuleParams) -> None:
         self.p = params
         self.cal = params.calendar
+        self._floor = (0, 0)  # dedupe_floor's last (closed boundary, floor)
 
     def start(self, store: StateStore, watermark: int) -> None:
         """First record: boundaries before it close with no shop to assess. A watermark before the
@@ -96,7 +97,14 @@ class Closer:
         clock.last_closed = b
         clock.open_boundary = self.cal.next_boundary(b)
         self._apply_deferred(store, out)
-        store.forget_before(self.cal.boundary(self.cal.index(b) - self.p.dedupe_cycles))
+        store.forget_before(self.dedupe_floor(b))
+
+    def dedupe_floor(self, closed: int) -> int:
+        """The oldest cycle whose ids are still remembered once `closed` has closed: a cycle's ids are
+        kept until the `dedupe_cycles`-th boundary after its end has closed (§9)."""
+        if self._floor[0] != closed:
+            self._floor = (closed, self.cal.boundary(max(0, self.cal.index(closed) - self.p.dedupe_cycles)))
+        return self._floor[1]
 
     def measure(self, store: StateStore, shop: ShopState, a: int, b: int, at: int) -> Measurement:
         """The cycle [a, b) of a shop up to `at` (= b at its close): indicators, standard, tiers.
@@ -161,25 +169,25 @@ class Closer:
                                        (user, True, b), user_id=user, protected=True))
 
     def _apply_deferred(self, store: StateStore, out: list[Output]) -> None:
-        for ts, _seq, shop_id, user, kind in store.take_due(store.clock.open_boundary):
+        for ts, seq, shop_id, user, kind in store.take_due(store.clock.open_boundary):
             members = store.members(shop_id)
             m = members.get(user)
             if m is None:
                 continue
-            if m.protected:
+            if m.protected and kind != "leave":  # an activity after B wakes a member protected at B
                 m.protected = False
                 out.append(shop_output("member_protection_changed", shop_id, ts, (user, False, ts),
                                        user_id=user, protected=False))
-            self.apply_fact(members, user, m, ts, kind)
+            self.apply_fact(members, user, m, ts, seq, kind)
 
-    def apply_fact(self, members: MemberIndex, user: str, m: Member, ts: int, kind: str) -> None:
-        """Apply one member fact to the counted view (events before the oldest open boundary)."""
-        if kind == "leave":
-            m.counted = False
-        else:
-            if kind == "join":
-                m.counted = True
-            elif kind == "paid" and (m.last_paid is None or ts > m.last_paid):
+    def apply_fact(self, members: MemberIndex, user: str, m: Member, ts: int, seq: int, kind: str) -> None:
+        """Apply one member fact (ledger position `seq`) to the counted view (events before the oldest
+        open boundary). Membership is the latest join or leave by (ts, seq), in any fold order."""
+        if kind in ("join", "leave") and (m.membership_ts is None or (ts, seq) > (m.membership_ts, m.membership_seq)):
+            m.counted = kind == "join"
+            m.membership_ts, m.membership_seq = ts, seq
+        if kind != "leave":
+            if kind == "paid" and (m.last_paid is None or ts > m.last_paid):
                 m.last_paid = ts
             if m.last_activity is None or ts > m.last_activity:
                 m.last_activity = ts
@@ -203,7 +211,9 @@ class Closer:
     def _registration_at_boundary(self, store: StateStore, shop: ShopState, b: int,
                                   previous: str | None, out: list[Output]) -> None:
         state = shop.reg_state
-        if self._eligible(shop, b):
+        # a change at b is in force when a loss at b is judged (a B edition expiring at b while
+        # member_pass is switched on at b loses nothing); granting reads the state before b (§6)
+        if self._eligible(shop, b, inclusive=state in ("granted", "buffer")):
             if state != "granted":
                 self._reg_changed(shop, "granted", b, out)
             shop.grace_deadline = None
@@ -216,7 +226,8 @@ class Closer:
             self._unblock(shop, b, out)
 
     def _revoke(self, store: StateStore, shop: ShopState, at: int, out: list[Output]) -> None:
-        if timeline_at(shop.attrs.get("join_mode", []), at, inclusive=True) == "registration":
+        # the setting before `at` decides the deadline; a change at `at` is made within the grace period
+        if timeline_at(shop.attrs.get("join_mode", []), at) == "registration":
             deadline = at + self.p.grace_ms
             shop.grace_deadline = deadline
             store.clock.push_timer(deadline, "grace", shop.shop_id)
@@ -249,8 +260,9 @@ class Closer:
                 shop.blocked = True
                 set_restriction(shop, "registration_noncompliant", NONCOMPLIANT_SCOPE, instant, out)
         elif kind == "eligibility" and shop.reg_state == "granted" and shop.tier != "premium" \
+                and self._eligible(shop, instant - 1, inclusive=True) \
                 and not self._eligible(shop, instant, inclusive=True):
-            self._revoke(store, shop, instant, out)
+            self._revoke(store, shop, instant, out)  # lost at `instant`: eligible just before it, not at it
         store.touch(shop)
 
     # -- recruitment quality (招募质量, §7-§8) --------------------------------------------------
@@ -285,22 +297,44 @@ class Closer:
         """Bring the recruitment_quality and third_party_cap restrictions in line at `at`."""
         active = shop.rq_status == "substandard" and not self._in_promo(store, at)
         set_restriction(shop, "recruitment_quality", QUALITY_SCOPE if active else None, at, out)
+        start = self._cap_start(store, shop, at) if active else None
+        if start is not None and start > at and "third_party_cap" in shop.restrictions:
+            set_restriction(shop, "third_party_cap", None, at, out)  # the last cycle's cap ends here
+        if start is None:
+            set_restriction(shop, "third_party_cap", None, at, out)
+        else:
+            set_restriction(shop, "third_party_cap", CAP_SCOPE, start, out, until=self.cal.next_boundary(start))
+
+    def _cap_start(self, store: StateStore, shop: ShopState, at: int) -> int | None:
+        """Where the cap of the cycle holding `at` closes third-party recruitment for a
+        recruitment_quality restriction (re)starting at `at` (§7), or None: at `at` when the joins
+        before it reach the cap as of `at` (a cap of 0 always), else at the first join whose own check
+        reached it, if that join is later and outside a promo window. Joins folded before `at` was
+        reached count as if `at` had come first, so the outcome does not depend on the fold order."""
         cycle = self.cal.cycle_start(at)
         c = store.counters(shop.shop_id, cycle, create=False)
-        reached = c is not None and c.third_party_joins >= self._cap(shop, at)
-        set_restriction(shop, "third_party_cap", CAP_SCOPE if active and reached else None, at, out,
-                        until=self.cal.next_boundary(at))
+        before = 0 if c is None or at == cycle else c.third_party_joins - sum(t >= at for t in c.third_party_ahead)
+        if before >= self._cap(shop, at):
+            return at
+        if c is None or c.third_party_reached is None:
+            return None
+        start = max(at, c.third_party_reached)
+        return None if start > at and self._in_promo(store, start) else start
 
-    def check_cap(self, store: StateStore, shop: ShopState, ts: int, out: list[Output]) -> None:
-        """At a third-party join: the join that reaches the cap starts the restriction."""
+    def count_third_party(self, store: StateStore, shop: ShopState, c: CycleCounters, ts: int,
+                          out: list[Output]) -> None:
+        """A third-party join that starts a new membership: count it and check the cap (as of `ts`);
+        the join that reaches it starts the restriction at its own ts, if one is active then."""
+        c.third_party_joins += 1
+        clock = store.clock
+        if clock.watermark is not None and any(clock.watermark < end <= ts for _s, end, _n in clock.promos):
+            c.third_party_ahead.append(ts)
+        if c.third_party_reached is not None or c.third_party_joins < self._cap(shop, ts):
+            return
+        c.third_party_reached = ts
         since = active_since(shop, "recruitment_quality")
-        if since is None or "third_party_cap" in shop.restrictions:
-            return
-        current = store.clock.last_closed
-        if current is None or self.cal.cycle_start(ts) != current:
-            return
-        c = store.counters(shop.shop_id, current)
-        if c is not None and c.third_party_joins >= self._cap(shop, ts):
-            at = max(ts, since)
+        if since is None or "third_party_cap" in shop.restrictions or self.cal.cycle_start(ts) != clock.last_closed:
+            return  # no restriction yet, or one starting at the next close: that close starts the cap
+        at = max(ts, since)
+        if not self._in_promo(store, at):
             set_restriction(shop, "third_party_cap", CAP_SCOPE, at, out, until=self.cal.next_boundary(at))
-

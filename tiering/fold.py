@@ -54,12 +54,18 @@ class Folder:
             return
         etype = e["type"]
         closed = clock.last_closed
-        if closed is not None and ts < closed and etype != "clock_advanced":
-            clock.bump("late")
-            out.append(late_event(e, closed))
-            return
         cycle = self.cal.cycle_start(ts)  # the calendar keeps the last cycle's range: no search per event
-        store.remember(cycle, eid)
+        if closed is not None and ts < closed:
+            # ids are remembered by the cycle of their ts while that cycle is in the dedupe window,
+            # late events too, so a resent late event is a duplicate, not a second late_event (§9)
+            if cycle >= self.closer.dedupe_floor(closed):
+                store.remember(cycle, eid)
+            if etype != "clock_advanced":
+                clock.bump("late")
+                out.append(late_event(e, closed))
+                return
+        else:
+            store.remember(cycle, eid)
         clock.seq += 1
         handler = self._handlers.get(etype)
         if handler is not None:
@@ -87,8 +93,9 @@ class Folder:
 
     def _activity(self, store: StateStore, members: MemberIndex, shop: ShopState, user: str, m: Member,
                   ts: int, kind: str, out: list[Output]) -> None:
-        """Wake a protected member, then apply (or defer) the fact to the counted view."""
-        if m.protected:
+        """Wake a protected member (leaving is not activity), then apply (or defer) the fact to the
+        counted view."""
+        if m.protected and kind != "leave":
             m.protected = False
             out.append(shop_output("member_protection_changed", shop.shop_id, ts,
                                    (user, False, ts), user_id=user, protected=False))
@@ -97,7 +104,7 @@ class Folder:
             members.update(user, m, *close.untils(m, self.params))
             store.defer((ts, clock.seq, shop.shop_id, user, kind))
         else:
-            self.closer.apply_fact(members, user, m, ts, kind)
+            self.closer.apply_fact(members, user, m, ts, clock.seq, kind)
 
     def _joined(self, store: StateStore, shop: ShopState, e: dict[str, Any], cycle: int,
                 out: list[Output]) -> None:
@@ -108,10 +115,9 @@ class Folder:
             m.member = True
             c = store.counters(shop.shop_id, cycle)
             assert c is not None
-            c.cohort[user] = ts
+            c.cohort.setdefault(user, []).append(ts)
             if e["channel"] == "third_party":
-                c.third_party_joins += 1
-                self.closer.check_cap(store, shop, ts, out)
+                self.closer.count_third_party(store, shop, c, ts, out)
         self._activity(store, members, shop, user, m, ts, "join", out)
 
     def _left(self, store: StateStore, shop: ShopState, e: dict[str, Any], cycle: int,
@@ -133,9 +139,11 @@ class Folder:
         if m.member:
             c.member_gmv += amount
             c.payers.add(user)
-        joined = c.cohort.get(user)
-        if joined is not None and joined <= ts < joined + self.params.conversion_window_ms:
-            c.converted.add(user)
+        joins = c.cohort.get(user)
+        if joins is not None and user not in c.converted:  # any of the user's new memberships (§8)
+            window = self.params.conversion_window_ms
+            if any(joined <= ts < joined + window for joined in joins):
+                c.converted.add(user)
         self._activity(store, members, shop, user, m, ts, "paid", out)
 
     def _redeemed(self, store: StateStore, shop: ShopState, e: dict[str, Any], cycle: int,

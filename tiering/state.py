@@ -56,6 +56,10 @@ class Member:
     last_paid: int | None = None
     last_activity: int | None = None
     protected: bool = False
+    # the (ts, ledger seq) of the join or leave that decided `counted`: membership at an instant is
+    # the latest of them by timestamp, whatever order they were folded in (rules §2)
+    membership_ts: int | None = None
+    membership_seq: int = 0
     # BucketedMembers' own bookkeeping (the buckets it counts this member in), kept here so an
     # update needs no second map lookup; not state: no store persists it, equality ignores it
     buckets: tuple[int | None, int | None] | None = field(default=None, compare=False, repr=False)
@@ -69,9 +73,13 @@ class CycleCounters:
     member_gmv: int = 0
     payers: set[str] = field(default_factory=set)
     benefit_users: set[str] = field(default_factory=set)
-    cohort: dict[str, int] = field(default_factory=dict)  # user -> join ts of the new membership
+    cohort: dict[str, list[int]] = field(default_factory=dict)  # user -> join ts of each new membership
     converted: set[str] = field(default_factory=set)
-    third_party_joins: int = 0
+    third_party_joins: int = 0  # counted toward the cap: third-party joins that start a new membership
+    third_party_reached: int | None = None  # ts of the first of them whose check found the cap reached
+    # ts of those folded while a promo window's end P with ts >= P had not fired yet: the check at P
+    # counts only the joins before P (rules §7), as if P had fired first
+    third_party_ahead: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)

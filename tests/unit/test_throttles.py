@@ -165,7 +165,8 @@ def test_third_party_cap_reached_during_restriction_closes_third_party(new_run: 
     assert run.of("recruitment_restored", "Q", reason="third_party_cap")[0]["effective_at"] == FEB16
 
 
-def test_cap_already_reached_when_restriction_starts_starts_at_its_start(new_run: Any) -> None:
+def test_cap_reached_by_a_join_folded_before_the_restriction_starts_starts_at_that_joins_ts(new_run: Any) -> None:
+    """The join (ts >= B, folded before B closed) reached the cap, not the close (rules §7)."""
     run = new_run().feed(standard(), *premium_shop("Q", DEC16),
                      profile("Q", DEC16, third_party={"opened_before_2021": True, "baseline_15d": 1}),
                      close_through(JAN1), *quality_fail_cycles("Q", [JAN1]), *keep_premium("Q", JAN16),
@@ -173,7 +174,7 @@ def test_cap_already_reached_when_restriction_starts_starts_at_its_start(new_run
                      clock(FEB1 - 13 * HOUR), join("Q", "t1", FEB1 + HOUR, channel="third_party"),
                      close_through(FEB1))
     [cap] = run.of("recruitment_restricted", "Q", reason="third_party_cap")
-    assert cap["effective_at"] == FEB1
+    assert cap["effective_at"] == FEB1 + HOUR
 
 
 def test_promo_window_suspends_quality_restriction_and_resumes_after(new_run: Any) -> None:
