@@ -34,7 +34,7 @@ from tiering.params import RuleParams
 from tiering.view import shop_view
 
 pytestmark = pytest.mark.integration
-SCENARIOS = Path(__file__).resolve().parents[3] / "shared" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios" / "public"  # a copy of ../shared/scenarios
 ARTIFACTS = Path(os.environ.get("TIERSTREAM_ARTIFACTS", ROOT / "artifacts"))
 LIVE_ONLY = ("partition", "status", "event_time", "watermark")
 

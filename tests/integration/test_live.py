@@ -40,7 +40,7 @@ from tests.integration.live import (
 )
 
 pytestmark = pytest.mark.integration
-SCENARIOS = Path(__file__).resolve().parents[3] / "shared" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios" / "public"  # a copy of ../shared/scenarios
 FOLDERS = sorted(p for p in SCENARIOS.glob("*") if (p / "input.jsonl").exists())
 
 

@@ -1,4 +1,5 @@
-"""Every folder of shared/scenarios through `tierstream replay` and check.py."""
+"""Every scenario folder (tests/scenarios: the public ones and the project's own) through
+`tierstream replay` and check.py."""
 
 from __future__ import annotations
 
@@ -14,15 +15,18 @@ from replay.file import replay_lines
 
 pytestmark = pytest.mark.scenario
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SCENARIOS = ROOT.parent / "shared" / "scenarios"
-FOLDERS = sorted(p for p in SCENARIOS.glob("*") if (p / "input.jsonl").exists())
+SCENARIOS = ROOT / "tests" / "scenarios" / "public"  # a copy of ../shared/scenarios (test_scenario_copy.py)
+RULES = ROOT / "tests" / "scenarios" / "rules"  # the project's own, one rule each (docs/rules.md)
+PUBLIC_FOLDERS = sorted(p for p in SCENARIOS.glob("*") if (p / "input.jsonl").exists())
+FOLDERS = PUBLIC_FOLDERS + sorted(p for p in RULES.glob("*") if (p / "input.jsonl").exists())
 
 
 def test_scenarios_are_present() -> None:
-    assert len(FOLDERS) >= 5, f"expected the public scenarios under {SCENARIOS}"
+    assert len(PUBLIC_FOLDERS) >= 5, f"expected the public scenarios under {SCENARIOS}"
+    assert len(FOLDERS) > len(PUBLIC_FOLDERS), f"expected the rule scenarios under {RULES}"
 
 
-@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_scenario_passes_check(folder: pathlib.Path, tmp_path: pathlib.Path) -> None:
     out = tmp_path / "out.jsonl"
     subprocess.run([sys.executable, "-m", "replay", "--input", str(folder / "input.jsonl"), "--output", str(out)],
@@ -32,7 +36,7 @@ def test_scenario_passes_check(folder: pathlib.Path, tmp_path: pathlib.Path) -> 
     assert check.returncode == 0, check.stdout
 
 
-@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_scenario_output_is_byte_identical_across_runs(folder: pathlib.Path, tmp_path: pathlib.Path) -> None:
     outs = []
     for i in range(2):
@@ -43,7 +47,7 @@ def test_scenario_output_is_byte_identical_across_runs(folder: pathlib.Path, tmp
     assert outs[0] == outs[1] and outs[0]
 
 
-@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_scenario_passes_on_each_state_store(folder: pathlib.Path, tmp_path: pathlib.Path, new_run: Any) -> None:
     """The same scenario through the memory store and through Redis (one batch per record)."""
     run = new_run()
