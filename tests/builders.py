@@ -83,6 +83,12 @@ def premium_shop(shop: str, start: int, industry: str = "test") -> list[dict[str
             redeem(shop, f"{shop}-p1", start + 4 * HOUR), redeem(shop, f"{shop}-p2", start + 4 * HOUR)]
 
 
+def keep_premium(shop: str, start: int) -> list[dict[str, Any]]:
+    """Activity in the cycle starting at `start` that keeps premium_shop's shop premium."""
+    return [order(shop, f"{shop}-p1", start + DAY), order(shop, f"{shop}-p2", start + DAY),
+            redeem(shop, f"{shop}-p1", start + DAY), redeem(shop, f"{shop}-p2", start + DAY)]
+
+
 class Run:
     """Folds events through one store and keeps every output.
 

@@ -22,13 +22,14 @@ from tests.builders import (
     ev,
     join,
     join_setting,
+    keep_premium,
     leave,
     order,
     premium_shop,
     profile,
     standard,
 )
-from tests.unit.test_throttles import CAL_NEXT, keep_premium, quality_fail_cycles
+from tests.unit.test_throttles import CAL_NEXT, quality_fail_cycles
 
 pytestmark = pytest.mark.unit
 

@@ -16,6 +16,7 @@ from tests.builders import (
     ev,
     join,
     join_setting,
+    keep_premium,
     order,
     premium_shop,
     profile,
@@ -27,12 +28,6 @@ pytestmark = pytest.mark.unit
 
 DEC16, JAN1, JAN16, FEB1, FEB16, MAR1 = (at(2022, 12, 16), at(2023, 1, 1), at(2023, 1, 16), at(2023, 2, 1),
                                          at(2023, 2, 16), at(2023, 3, 1))
-
-
-def keep_premium(shop: str, start: int) -> list[dict]:
-    """Activity in the cycle starting at `start` that keeps premium_shop's shop premium."""
-    return [order(shop, f"{shop}-p1", start + DAY), order(shop, f"{shop}-p2", start + DAY),
-            redeem(shop, f"{shop}-p1", start + DAY), redeem(shop, f"{shop}-p2", start + DAY)]
 
 
 def only_potential(shop: str, start: int) -> list[dict]:
