@@ -3,7 +3,7 @@ depend on where the close of B falls among the events with ts >= B, and a resent
 no output.
 
 Examples per property: TIERSTREAM_PROPERTY_EXAMPLES (default 60, a few seconds); a deeper run,
-e.g. `TIERSTREAM_PROPERTY_EXAMPLES=3000 pytest tests/unit/test_rule_properties.py`, is in the README."""
+e.g. `TIERSTREAM_PROPERTY_EXAMPLES=1500 pytest tests/unit/test_rule_properties.py`, is in the README."""
 
 from __future__ import annotations
 
