@@ -17,6 +17,7 @@ from tests.builders import (
     HOUR,
     Run,
     at,
+    benefit,
     clock,
     close_through,
     ev,
@@ -231,3 +232,54 @@ def test_joins_inside_a_promo_window_that_reach_the_cap_restrict_from_the_window
                          join("Q", "t1", p_start + HOUR, channel="third_party"), clock(p_end + 12 * HOUR))
     starts = [r["effective_at"] for r in run.of("recruitment_restricted", "Q", reason="third_party_cap")]
     assert starts == [p_end]
+
+
+# -- the clarified sentences where tierstream's reading was kept -----------------------------------
+
+def test_orders_before_joining_count_for_the_members_layer(new_run: Any) -> None:
+    run = new_run().feed(standard(), profile("S", JAN1, industry="test"), order("S", "u", JAN1 + HOUR),
+                         join("S", "u", JAN1 + DAY), close_through(JAN16))
+    [a] = run.of("tier_assessed", "S", cycle="2023-01-01")
+    assert (a["indicators"]["quality_members"], a["indicators"]["effective_members"]) == (1, 1)
+    assert a["indicators"]["member_gmv_cents"] == 0  # not a member when paying: not member GMV
+
+
+@pytest.mark.parametrize(("industry", "expected"), [("fmcg", ("fmcg", 200)), ("spaceships", ("*", 7)),
+                                                     (None, ("*", 7))])
+def test_a_configured_star_reaches_only_industries_without_a_row(industry: str | None, expected: tuple[str, int],
+                                                                new_run: Any) -> None:
+    """Default rows are standards in force from the beginning; a shop that never set its industry is in `*`."""
+    shop = profile("S", JAN1, industry=industry) if industry else benefit("S", JAN1)
+    run = new_run().feed(standard(industry="*", min_effective_members=7), shop, close_through(JAN16))
+    [a] = run.of("tier_assessed", "S", cycle="2023-01-01")
+    assert (a["standard"]["industry"], a["standard"]["min_effective_members"]) == expected
+
+
+def test_only_joins_that_start_a_membership_count_toward_the_cap(new_run: Any) -> None:
+    run = new_run().feed(*restricted_from_feb1("Q", 2), close_through(FEB1),
+                         join("Q", "t1", FEB1 + DAY, channel="third_party"),
+                         join("Q", "t1", FEB1 + 2 * DAY, channel="third_party"),  # already a member
+                         join("Q", "Q-p1", FEB1 + 3 * DAY, channel="third_party"),  # a member since December
+                         clock(FEB16 - 13 * HOUR))
+    assert run.of("recruitment_restricted", "Q", reason="third_party_cap") == []
+    run.feed(join("Q", "t2", FEB1 + 4 * DAY, channel="third_party"))
+    [cap] = run.of("recruitment_restricted", "Q", reason="third_party_cap")
+    assert cap["effective_at"] == FEB1 + 4 * DAY
+
+
+def test_a_lowered_baseline_takes_effect_at_the_next_join(new_run: Any) -> None:
+    run = new_run().feed(*restricted_from_feb1("Q", 5), close_through(FEB1),
+                         join("Q", "t1", FEB1 + DAY, channel="third_party"),
+                         join("Q", "t2", FEB1 + DAY, channel="third_party"),
+                         profile("Q", FEB1 + 2 * DAY, third_party={"opened_before_2021": True, "baseline_15d": 2}),
+                         clock(FEB1 + 4 * DAY))
+    assert run.of("recruitment_restricted", "Q", reason="third_party_cap") == []  # no check yet
+    run.feed(join("Q", "t3", FEB1 + 5 * DAY, channel="third_party"))
+    [cap] = run.of("recruitment_restricted", "Q", reason="third_party_cap")
+    assert cap["effective_at"] == FEB1 + 5 * DAY
+
+
+def test_clock_advanced_is_never_late(new_run: Any) -> None:
+    run = new_run().feed(standard(), profile("S", JAN1, industry="test"), close_through(JAN16),
+                         clock(JAN1 + DAY), close_through(FEB1))
+    assert run.of("late_event") == [] and "late" not in run.store.clock.stats
