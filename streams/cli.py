@@ -86,7 +86,7 @@ def _replay_kafka(args: argparse.Namespace) -> int:
 
     from projections.keys import resolve_namespace_sync
     from replay.ledger import Bound, rebuild
-    from replay.verify import diff_namespaces, diff_outputs
+    from replay.verify import diff_namespaces, diff_outputs, diff_shop_states
     from replay.whatif import WhatIfError, load_standards, parse_sets, report_namespaces, table
     from streams.settings import Settings
     from tiering.params import RuleParams
@@ -107,9 +107,13 @@ def _replay_kafka(args: argparse.Namespace) -> int:
     if what_if and args.verify:
         print("tierstream replay: --verify compares with what is live; a what-if differs on purpose", file=sys.stderr)
         return 2
+    if what_if and args.publish_shop_state:
+        print("tierstream replay: --publish-shop-state would publish a what-if's hypothetical present", file=sys.stderr)
+        return 2
     namespace = args.namespace or f"{'whatif' if what_if else 'rebuild'}-{uuid.uuid4().hex[:8]}"
     result = asyncio.run(rebuild(settings, namespace, params=params, progress=True,
-                                 keep_outputs=bool(args.verify), start=start, stop=stop))
+                                 keep_outputs=bool(args.verify), start=start, stop=stop,
+                                 shop_state=bool(args.verify), publish_shop_state=args.publish_shop_state))
     print(f"replay: folded {result.records} ledger records into namespace {namespace!r} "
           f"in {result.seconds:.1f}s ({result.records / max(result.seconds, 1e-9):,.0f}/s)", file=sys.stderr)
     import redis as redis_lib
@@ -139,6 +143,7 @@ def _replay_kafka(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         else:
             diffs += diff_outputs(settings, result.outputs)
+            diffs += diff_shop_states(settings, result.shop_states)
         for line in diffs[:50]:
             print(line)
         if len(diffs) > 50:
@@ -280,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--standards", help="what-if: industry standards (JSON) that apply throughout")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="what-if: a rule parameter (repeatable)")
     r.add_argument("--report", help="what-if: also write the report as JSON to this file")
+    r.add_argument("--publish-shop-state", action="store_true",
+                   help="with --from-kafka: send the rebuild's shop_state records to the shop-state topic")
     r.set_defaults(func=_replay)
 
     s = sub.add_parser("simulate", help="write a realistic, seeded workload in the input contract")
