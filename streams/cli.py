@@ -268,6 +268,12 @@ def _consume(args: argparse.Namespace) -> int:
     return consume_cmd(Settings.from_env(), args.output, args.idle_seconds)
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from streams.schema_cli import main as schema_main
+
+    return schema_main(args.type, args.write, args.list)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tierstream", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -328,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("--cycle", help="the cycle's first day, e.g. 2023-01-16 (default: the latest assessed)")
     xp.add_argument("--json", action="store_true", help="the same as JSON")
     xp.set_defaults(func=_explain)
+
+    sc = sub.add_parser("schema", help="print the JSON Schema (draft 2020-12) of an input or output type, or all")
+    sc.add_argument("type", nargs="?", help="an event type, e.g. tier_changed (default: every schema, keyed by type)")
+    sc.add_argument("--list", action="store_true", help="list the types with their kind and topic")
+    sc.add_argument("--write", metavar="DIR", help="write every schema, as built from the contract, into DIR")
+    sc.set_defaults(func=_schema)
 
     d = sub.add_parser("devstack", help="a real Kafka and Redis on loopback for this machine")
     d.add_argument("action", choices=["up", "down", "status", "env"])
