@@ -5,7 +5,8 @@
 It bootstraps from the compacted `shop-state` topic (each shop's present, no history needed),
 then follows `tier-changes` and `recruitment-throttles` and keeps, per shop, the channels its
 active restrictions block. It is idempotent under redelivery: an output seen again (same
-`event_id`, same payload) is dropped, and applying any output twice in a row changes nothing.
+`event_id`, same payload) since the bootstrap is dropped, and applying any output twice in a row
+changes nothing.
 
 Where to start following: a `shop-state` record is published only after the outputs it reflects
 were acknowledged, but the record of an output acknowledged just before the bootstrap may not be

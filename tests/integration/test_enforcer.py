@@ -54,8 +54,21 @@ def wait_for(check: Any, timeout: float = 60) -> None:
     raise AssertionError(f"not reached in {timeout}s")
 
 
-def redeliver(settings: Settings) -> int:
-    """Send every record of the followed topics again, as a producer retry would: same key and value."""
+def followed_ends(settings: Settings) -> dict[tuple[str, int], int]:
+    async def go() -> dict[tuple[str, int], int]:
+        c = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None)
+        await c.start()
+        try:
+            tps = [TopicPartition(settings.topic(t), n) for t in FOLLOWED for n in range(settings.partitions)]
+            return {(tp.topic, tp.partition): off for tp, off in (await c.end_offsets(tps)).items()}
+        finally:
+            await c.stop()
+    return asyncio.run(go())
+
+
+def redeliver(settings: Settings, since: dict[tuple[str, int], int]) -> int:
+    """Send the followed topics' records from `since` on again, as a re-folding worker or a producer
+    retry would: same key and value, after the originals."""
     async def go() -> int:
         c = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None, auto_offset_reset="earliest")
         p = AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all")
@@ -65,7 +78,8 @@ def redeliver(settings: Settings) -> int:
             tps = [TopicPartition(settings.topic(t), n) for t in FOLLOWED for n in range(settings.partitions)]
             ends = await c.end_offsets(tps)
             c.assign(tps)
-            await c.seek_to_beginning(*tps)
+            for tp in tps:
+                c.seek(tp, since[tp.topic, tp.partition])
             n = 0
             while any([await c.position(tp) < ends[tp] for tp in tps]):
                 for tp, records in (await c.getmany(timeout_ms=1000)).items():
@@ -94,6 +108,7 @@ def test_the_enforcer_bootstraps_mid_run_follows_and_ends_with_the_file_forms_bl
     try:
         wait_ingested([w], produce_lines(s, b"\n".join(lines[:cut]) + b"\n"))
         wait_caught_up(s)
+        at_cut = followed_ends(s)
         # margin 0: start following at the end, so what the table knows at the cut came from shop-state alone
         enforcer = threading.Thread(target=lambda: asyncio.run(
             run(s, idle_seconds=45, margin_s=0, on_change=lambda sid, b: changes.append((sid, b)), table=table)))
@@ -103,7 +118,7 @@ def test_the_enforcer_bootstraps_mid_run_follows_and_ends_with_the_file_forms_bl
         wait_ingested([w], produce_lines(s, b"\n".join(lines[cut:]) + b"\n"))
         wait_caught_up(s)
         wait_for(lambda: table.blocked() == blocked_at_end)
-        resent = redeliver(s)
+        resent = redeliver(s, at_cut)
         enforcer.join(timeout=120)
         assert not enforcer.is_alive()
     finally:
