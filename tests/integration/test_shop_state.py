@@ -122,3 +122,25 @@ def test_shop_state_is_compacted_and_the_tier_history_kept_forever(processed: Pr
         cfg = asyncio.run(topic_configs(s, topic))
         assert cfg["retention.ms"] == ("-1", TOPIC_LEVEL) and cfg["cleanup.policy"][0] == "delete", topic
     assert asyncio.run(topic_configs(s, "recruitment-throttles"))["retention.ms"][1] != TOPIC_LEVEL  # the broker's
+
+
+def test_a_rebuild_publishes_the_same_shop_state_when_asked(processed: Processed, unique: str) -> None:
+    s, _lines, _outputs, states = processed
+    try:
+        result = asyncio.run(rebuild(s, f"{unique}-published", keep_outputs=False, shop_state=True,
+                                     publish_shop_state=True))
+    finally:
+        delete_namespace(str(s.redis), f"{unique}-published")
+    after = read_topic(s, SHOP_STATE)
+    # per shop (one partition, in order): the live records, then the rebuild's, the same again
+    # (the topic is not compacted this soon)
+    assert by_shop(after) == {sid: recs + recs for sid, recs in by_shop(states).items()}
+    assert by_shop([orjson.dumps(r) for r in result.shop_states]) == by_shop(states)
+    assert last_per_shop(after) == last_per_shop(states)
+
+
+def by_shop(records: list[bytes]) -> dict[str, list[bytes]]:
+    out: dict[str, list[bytes]] = {}
+    for line in records:
+        out.setdefault(orjson.loads(line)["shop_id"], []).append(line)
+    return out
