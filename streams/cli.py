@@ -107,8 +107,9 @@ def _replay_kafka(args: argparse.Namespace) -> int:
     if what_if and args.verify:
         print("tierstream replay: --verify compares with what is live; a what-if differs on purpose", file=sys.stderr)
         return 2
-    if what_if and args.publish_shop_state:
-        print("tierstream replay: --publish-shop-state would publish a what-if's hypothetical present", file=sys.stderr)
+    if args.publish_shop_state and (what_if or args.start):
+        print("tierstream replay: --publish-shop-state publishes the present of a whole history: not with a "
+              "what-if (hypothetical) or --from (a partial history)", file=sys.stderr)
         return 2
     namespace = args.namespace or f"{'whatif' if what_if else 'rebuild'}-{uuid.uuid4().hex[:8]}"
     result = asyncio.run(rebuild(settings, namespace, params=params, progress=True,
