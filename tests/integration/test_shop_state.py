@@ -144,3 +144,20 @@ def by_shop(records: list[bytes]) -> dict[str, list[bytes]]:
     for line in records:
         out.setdefault(orjson.loads(line)["shop_id"], []).append(line)
     return out
+
+
+def test_every_live_output_and_shop_state_record_validates_against_its_schema(processed: Processed) -> None:
+    import jsonschema
+
+    from streams.schema_cli import shipped
+    from tiering.schemas import OUTPUT_TYPES, output_schema
+
+    published = {t: jsonschema.Draft202012Validator(orjson.loads(shipped(t))) for t in OUTPUT_TYPES}
+    closed = {t: jsonschema.Draft202012Validator(output_schema(t, closed=True)) for t in OUTPUT_TYPES}
+    _s, _lines, outputs, states = processed
+    records = [orjson.loads(line) for line in [*outputs, *states]]
+    for o in records:
+        for validator in (published[o["type"]], closed[o["type"]]):
+            error = jsonschema.exceptions.best_match(validator.iter_errors(o))
+            assert error is None, f"{o['type']}: {error.message if error else ''}\n{o}"
+    assert {"dead_letter", "tier_changed", "recruitment_restricted", "shop_state"} <= {o["type"] for o in records}
