@@ -15,14 +15,17 @@ from projections.readmodels import Prepared, ReadModels
 from projections.redis_store import RedisStore, commit_many
 from tiering.fold import Folder
 from tiering.outputs import Output
+from tiering.shopstate import Snapshots
 
 Records = Sequence[tuple[int, dict[str, Any]]]  # (ledger offset, record)
 
 
 class PartitionProcessor:
     def __init__(self, folder: Folder, store: RedisStore, read_models: bool = True, feeds: bool = True,
-                 feed_interval_s: float = 0.25) -> None:
+                 feed_interval_s: float = 0.25, shop_state: bool = False) -> None:
         self.folder, self.store = folder, store
+        # with shop_state, each record's outputs are followed by the `shop_state` records of the shops they moved
+        self.snapshots = Snapshots(folder.cal, store.p) if shop_state else None
         self.skipped = 0
         self.read_models = ReadModels(folder.closer, store.keys, store.p, feeds=feeds,
                                       min_interval_s=feed_interval_s) if read_models else None
@@ -74,9 +77,13 @@ def fold_pass(batches: Sequence[tuple[PartitionProcessor, Records]]) -> list[tup
     results: list[tuple[list[Output], int | None]] = []
     for (proc, _records), todo in zip(batches, todos, strict=True):
         outputs: list[Output] = []
-        fold, store = proc.folder.fold, proc.store
-        for _offset, record in todo:
-            outputs.extend(fold(store, record))
+        fold, store, snap = proc.folder.fold, proc.store, proc.snapshots
+        for offset, record in todo:
+            outs = fold(store, record)
+            if outs:
+                outputs += outs
+                if snap is not None:
+                    outputs += snap(store, outs, offset)
         results.append((outputs, todo[-1][0] if todo else None))
     return results
 

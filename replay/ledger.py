@@ -15,14 +15,14 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from projections.clients import sync_redis
 from projections.processor import PartitionProcessor, commit_pass, fold_pass
 from projections.redis_store import RedisStore
 from streams.metrics import GcTenure
 from streams.settings import Settings
-from streams.topics import LEDGER, started
+from streams.topics import LEDGER, SHOP_STATE, started
 from tiering.fold import Folder
 from tiering.outputs import Output
 from tiering.params import RuleParams
@@ -33,6 +33,7 @@ class RebuildResult:
     records: int = 0
     resumed: int = 0  # records the namespace had folded before this run (outputs of those not here)
     outputs: list[Output] = field(default_factory=list)
+    shop_states: list[Output] = field(default_factory=list)  # with shop_state: the snapshots, in ledger order
     seconds: float = 0.0
 
 
@@ -73,15 +74,20 @@ class Bound:
 
 async def rebuild(settings: Settings, namespace: str, params: RuleParams | None = None,
                   batch: int = 5000, progress: bool = False, keep_outputs: bool = True,
-                  start: Bound | None = None, stop: Bound | None = None) -> RebuildResult:
+                  start: Bound | None = None, stop: Bound | None = None, shop_state: bool = False,
+                  publish_shop_state: bool = False) -> RebuildResult:
     """Fold the ledger into `namespace`, resuming after what it already holds; `start`/`stop`
-    (inclusive) bound the records folded in every partition."""
+    (inclusive) bound the records folded in every partition. With `shop_state` the `shop_state`
+    snapshots are kept (`result.shop_states`, the same records the worker publishes); with
+    `publish_shop_state` they are also sent to the shop-state topic, each pass's before its commit."""
     params = params or RuleParams()
     folder = Folder(params)
     client = sync_redis(str(settings.redis))
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
     await started(consumer)
+    producer = await started(AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all", linger_ms=5)) \
+        if publish_shop_state else None
     result = RebuildResult()
     tenure = GcTenure()  # the caches and outputs grow for the whole rebuild: keep full collections short
     t0 = time.perf_counter()
@@ -102,7 +108,8 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
         total = sum(max(0, ends[tp] - first[tp]) for tp in tps)
         consumer.assign(tps)
         procs = {tp.partition: PartitionProcessor(folder, RedisStore(client, namespace, tp.partition, params),
-                                                 feeds=False)  # read models yes; nobody follows a rebuild's feeds
+                                                 feeds=False,  # read models yes; nobody follows a rebuild's feeds
+                                                 shop_state=shop_state or publish_shop_state)
                  for tp in tps}
         for tp in tps:  # resume: start after what this namespace already folded
             consumer.seek(tp, max(first[tp], procs[tp.partition].store.load() + 1))
@@ -121,6 +128,13 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
                 position[tp] = recs[-1].offset + 1
             # the fetch's partitions together, as the worker does (projections/processor.py)
             folded = await asyncio.to_thread(fold_pass, work)
+            if shop_state or publish_shop_state:
+                states = [o for outs, _last in folded for o in outs if o["type"] == "shop_state"]
+                folded = [([o for o in outs if o["type"] != "shop_state"], last) for outs, last in folded]
+                if producer is not None:
+                    await _send_states(producer, settings.topic(SHOP_STATE), states)
+                if shop_state:
+                    result.shop_states += states
             await asyncio.to_thread(commit_pass, [(proc, last) for (proc, _r), (_o, last)
                                                   in zip(work, folded, strict=True) if last is not None])
             if keep_outputs:
@@ -132,11 +146,18 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
     finally:
         tenure.release()
         await consumer.stop()
+        if producer is not None:
+            await producer.stop()
         client.close()
     result.seconds = time.perf_counter() - t0
     if progress:
         print(file=sys.stderr)
     return result
+
+
+async def _send_states(producer: AIOKafkaProducer, topic: str, states: list[Output]) -> None:
+    futures = [await producer.send(topic, orjson.dumps(o), key=o["shop_id"].encode()) for o in states]
+    await asyncio.gather(*futures)
 
 
 def _progress(done: int, total: int, t0: float, resumed: int = 0) -> None:

@@ -74,3 +74,30 @@ def diff_outputs(settings: Any, rebuilt: list[dict[str, Any]], idle_seconds: flo
     diffs += [f"output only rebuilt: {i}" for i in sorted(mine.keys() - live.keys())]
     diffs += [f"output differs: {i}" for i in sorted(live.keys() & mine.keys()) if live[i] != mine[i]]
     return diffs
+
+
+def diff_shop_states(settings: Any, rebuilt: list[dict[str, Any]], idle_seconds: float = 2.0) -> list[str]:
+    """The rebuild's `shop_state` records against the shop-state topic: every record on the topic is
+    one of the rebuild's, byte for byte, and each shop's last record is the rebuild's last (older ones
+    may be compacted away on the topic)."""
+    import asyncio
+    import io
+
+    from streams.kafka_io import consume
+    from streams.topics import SHOP_STATE
+
+    buf = io.BytesIO()
+    asyncio.run(consume(settings, buf, idle_seconds, topics=(SHOP_STATE,)))
+    live = [line for line in buf.getvalue().splitlines() if line]
+    mine = {o["event_id"]: orjson.dumps(o) for o in rebuilt}
+    diffs: list[str] = []
+    last_live: dict[str, bytes] = {}
+    for line in live:
+        o = orjson.loads(line)
+        last_live[o["shop_id"]] = line
+        if mine.get(o["event_id"]) != line:
+            diffs.append(f"shop-state {'differs' if o['event_id'] in mine else 'only live'}: {o['event_id']}")
+    last_mine = {o["shop_id"]: orjson.dumps(o) for o in rebuilt}
+    diffs += [f"shop-state of {sid}: the last record differs" for sid in sorted(last_live.keys() | last_mine.keys())
+              if last_live.get(sid) != last_mine.get(sid)]
+    return diffs

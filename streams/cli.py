@@ -86,7 +86,7 @@ def _replay_kafka(args: argparse.Namespace) -> int:
 
     from projections.keys import resolve_namespace_sync
     from replay.ledger import Bound, rebuild
-    from replay.verify import diff_namespaces, diff_outputs
+    from replay.verify import diff_namespaces, diff_outputs, diff_shop_states
     from replay.whatif import WhatIfError, load_standards, parse_sets, report_namespaces, table
     from streams.settings import Settings
     from tiering.params import RuleParams
@@ -107,9 +107,14 @@ def _replay_kafka(args: argparse.Namespace) -> int:
     if what_if and args.verify:
         print("tierstream replay: --verify compares with what is live; a what-if differs on purpose", file=sys.stderr)
         return 2
+    if args.publish_shop_state and (what_if or args.start):
+        print("tierstream replay: --publish-shop-state publishes the present of a whole history: not with a "
+              "what-if (hypothetical) or --from (a partial history)", file=sys.stderr)
+        return 2
     namespace = args.namespace or f"{'whatif' if what_if else 'rebuild'}-{uuid.uuid4().hex[:8]}"
     result = asyncio.run(rebuild(settings, namespace, params=params, progress=True,
-                                 keep_outputs=bool(args.verify), start=start, stop=stop))
+                                 keep_outputs=bool(args.verify), start=start, stop=stop,
+                                 shop_state=bool(args.verify), publish_shop_state=args.publish_shop_state))
     print(f"replay: folded {result.records} ledger records into namespace {namespace!r} "
           f"in {result.seconds:.1f}s ({result.records / max(result.seconds, 1e-9):,.0f}/s)", file=sys.stderr)
     import redis as redis_lib
@@ -139,6 +144,7 @@ def _replay_kafka(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         else:
             diffs += diff_outputs(settings, result.outputs)
+            diffs += diff_shop_states(settings, result.shop_states)
         for line in diffs[:50]:
             print(line)
         if len(diffs) > 50:
@@ -263,6 +269,12 @@ def _consume(args: argparse.Namespace) -> int:
     return consume_cmd(Settings.from_env(), args.output, args.idle_seconds)
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from streams.schema_cli import main as schema_main
+
+    return schema_main(args.type, args.write, args.list)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tierstream", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -280,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--standards", help="what-if: industry standards (JSON) that apply throughout")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="what-if: a rule parameter (repeatable)")
     r.add_argument("--report", help="what-if: also write the report as JSON to this file")
+    r.add_argument("--publish-shop-state", action="store_true",
+                   help="with --from-kafka: send the rebuild's shop_state records to the shop-state topic")
     r.set_defaults(func=_replay)
 
     s = sub.add_parser("simulate", help="write a realistic, seeded workload in the input contract")
@@ -321,6 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("--cycle", help="the cycle's first day, e.g. 2023-01-16 (default: the latest assessed)")
     xp.add_argument("--json", action="store_true", help="the same as JSON")
     xp.set_defaults(func=_explain)
+
+    sc = sub.add_parser("schema", help="print the JSON Schema (draft 2020-12) of an input or output type, or all")
+    sc.add_argument("type", nargs="?", help="an event type, e.g. tier_changed (default: every schema, keyed by type)")
+    sc.add_argument("--list", action="store_true", help="list the types with their kind and topic")
+    sc.add_argument("--write", metavar="DIR", help="write every schema, as built from the contract, into DIR")
+    sc.set_defaults(func=_schema)
 
     d = sub.add_parser("devstack", help="a real Kafka and Redis on loopback for this machine")
     d.add_argument("action", choices=["up", "down", "status", "env"])

@@ -199,7 +199,7 @@ class Pipeline:
         if proc is None:
             store = RedisStore(self.sredis, self.namespace, partition, self.params)
             proc = self._processors[partition] = PartitionProcessor(
-                self.folder, store, feed_interval_s=self.settings.feed_interval_ms / 1000)
+                self.folder, store, feed_interval_s=self.settings.feed_interval_ms / 1000, shop_state=True)
         return proc
 
     def stored_offset(self, partition: int) -> int:
@@ -264,9 +264,18 @@ class Pipeline:
             return n
 
     async def publish(self, outputs: Sequence[Output], send: Send) -> None:
+        """Send the outputs, then, once they are acknowledged, the `shop_state` records among them:
+        a shop-state record is never on its topic before the outputs it reflects are on theirs."""
+        events = [o for o in outputs if o["type"] != "shop_state"]
+        await self._send_all(events, send)
+        if len(events) < len(outputs):
+            await self._send_all([o for o in outputs if o["type"] == "shop_state"], send)
+        self.metrics.bump("outputs", len(events))
+        self.metrics.bump("shop_states", len(outputs) - len(events))
+
+    async def _send_all(self, outputs: Sequence[Output], send: Send) -> None:
         futures = []
         for o in outputs:
             key = (o.get("shop_id") or o["event_id"]).encode()
             futures.append(await send(self.settings.topic(OUTPUT_TOPIC[o["type"]]), key, encode(o), None))
         await asyncio.gather(*futures)
-        self.metrics.bump("outputs", len(outputs))

@@ -15,8 +15,15 @@ INPUT_TOPICS: Final = ("member-joins", "orders", "benefit-redemptions", "config-
 LEDGER: Final = "ledger"
 OUTPUT_TOPICS: Final = ("tier-assessments", "tier-changes", "recruitment-throttles", "member-protection",
                         "dead-letters", "late-events")
-ALL_TOPICS: Final = (*INPUT_TOPICS, LEDGER, *OUTPUT_TOPICS)
+SHOP_STATE: Final = "shop-state"  # compacted, keyed by shop: each shop's present (tiering/shopstate.py)
+ALL_TOPICS: Final = (*INPUT_TOPICS, LEDGER, *OUTPUT_TOPICS, SHOP_STATE)
 KEEP_FOREVER: Final = {"retention.ms": "-1", "retention.bytes": "-1"}
+# what a topic is created with (README, "For downstream consumers"): the ledger and the tier history
+# are kept forever; shop-state keeps each shop's last record; the rest take the broker's retention
+TOPIC_CONFIGS: Final[dict[str, dict[str, str]]] = {
+    LEDGER: KEEP_FOREVER, "tier-assessments": KEEP_FOREVER, "tier-changes": KEEP_FOREVER,
+    SHOP_STATE: {"cleanup.policy": "compact"},
+}
 
 Client = TypeVar("Client")
 
@@ -52,8 +59,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
         wanted = [settings.topic(t) for t in ALL_TOPICS]
         missing = [
             NewTopic(name, num_partitions=settings.partitions, replication_factor=1,
-                     topic_configs=KEEP_FOREVER if name == settings.topic(LEDGER) else {})
-            for name in wanted if name not in existing
+                     topic_configs=TOPIC_CONFIGS.get(t, {}))
+            for t, name in zip(ALL_TOPICS, wanted, strict=True) if name not in existing
         ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker created them first

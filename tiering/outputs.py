@@ -22,6 +22,7 @@ OUTPUT_TOPIC: Final = {
     "member_protection_changed": "member-protection",
     "dead_letter": "dead-letters",
     "late_event": "late-events",
+    "shop_state": "shop-state",  # not an event: a shop's present, compacted (tiering/shopstate.py)
 }
 
 Output = dict[str, Any]

@@ -68,3 +68,12 @@ def test_a_missing_broker_redis_or_file_is_one_line_not_a_traceback(
     err = capsys.readouterr().err
     assert f"tierstream {args[0]}: " in err and message in err
     assert "Traceback" not in err and "secret" not in err
+
+
+def test_a_what_if_or_a_partial_rebuild_refuses_to_publish_shop_state(capsys: pytest.CaptureFixture[str]) -> None:
+    from streams.cli import main
+
+    assert main(["replay", "--from-kafka", "--set", "online_days_threshold=7", "--publish-shop-state"]) == 2
+    assert "hypothetical" in capsys.readouterr().err
+    assert main(["replay", "--from-kafka", "--from", "5", "--publish-shop-state"]) == 2
+    assert "partial history" in capsys.readouterr().err
