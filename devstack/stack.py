@@ -18,6 +18,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack import sysdeps
+
 HERE = Path(__file__).resolve().parent
 KAFKA_VERSION = "4.1.1"
 
@@ -77,6 +79,14 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+def _require(*commands: str) -> None:
+    """The OS packages behind `commands`, from the one table of them (installed when root)."""
+    try:
+        sysdeps.ensure(sysdeps.by_command(*commands), sysdeps.installer_here())
+    except sysdeps.Missing as exc:
+        raise DevstackError(str(exc)) from None
+
+
 # -- Kafka --------------------------------------------------------------------------------------
 
 def fetch_kafka(cfg: StackConfig) -> Path:
@@ -84,9 +94,7 @@ def fetch_kafka(cfg: StackConfig) -> Path:
     libs = cfg.libs
     if any(libs.glob("kafka_2.13-*.jar")):
         return libs
-    if shutil.which("mvn") is None:
-        raise DevstackError("mvn is not installed: it is needed to fetch Apache Kafka from Maven Central "
-                            "(apt-get install maven)")
+    _require("mvn")
     print(f"devstack: fetching Apache Kafka {KAFKA_VERSION} from Maven Central into {libs} ...", flush=True)
     libs.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
@@ -146,9 +154,7 @@ def kafka_up(cfg: StackConfig, timeout: float = 240.0) -> str:
                           cfg.bootstrap, "TIERSTREAM_DEVSTACK_KAFKA_PORT")
     if running:
         return running
-    if shutil.which("java") is None:
-        raise DevstackError("java is not installed: the broker runs on a JDK 17+ "
-                            "(apt-get install openjdk-17-jre-headless)")
+    _require("java")
     libs = fetch_kafka(cfg)
     data = cfg.home / "kafka-data"
     props = cfg.home / "server.properties"
@@ -227,19 +233,8 @@ def delete_keys(cfg: StackConfig, pattern: str) -> int:
 # -- Redis --------------------------------------------------------------------------------------
 
 def _redis_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print("devstack: installing redis-server from the OS packages ...", flush=True)
-        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-        proc = subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], capture_output=True,
-                              text=True, check=False)
-        if proc.returncode == 0 and shutil.which("redis-server"):
-            return str(shutil.which("redis-server"))
-        raise DevstackError(f"apt-get install redis-server failed:\n{proc.stderr[-2000:]}")
-    raise DevstackError("redis-server is not installed; install it from your OS packages "
-                        "(apt-get install redis-server)")
+    _require("redis-server")
+    return str(shutil.which("redis-server"))
 
 
 def redis_up(cfg: StackConfig, timeout: float = 20.0) -> str:
