@@ -109,28 +109,31 @@ def fetch_kafka(cfg: StackConfig) -> Path:
     return libs
 
 
-def _server_properties(cfg: StackConfig, data: Path) -> str:
-    return f"""process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{cfg.controller_port}
-listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port},CONTROLLER://127.0.0.1:{cfg.controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port}
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-log.dirs={data}
-num.partitions=8
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-log.retention.ms=-1
-log.retention.bytes=-1
-"""
+def broker_settings(cfg: StackConfig) -> dict[str, str]:
+    """The devstack broker's server.properties (docker-compose.yml gives Kafka the same, but addresses)."""
+    p = cfg.kafka_port
+    return {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{cfg.controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{cfg.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{p}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(cfg.home / "kafka-data"),
+        "num.partitions": "8",
+        "auto.create.topics.enable": "false",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "8",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "log.retention.ms": "-1",
+        "log.retention.bytes": "-1",
+    }
 
 
 def _java(cfg: StackConfig, libs: Path, *args: str) -> list[str]:
@@ -148,7 +151,9 @@ def _already_up(name: str, pidfile: Path, port: int, ready: bool, where: str, po
     return None
 
 
-def kafka_up(cfg: StackConfig, timeout: float = 240.0) -> str:
+def kafka_up(cfg: StackConfig, timeout: float = 240.0, settings: dict[str, str] | None = None,
+             cluster_id: str | None = None) -> str:
+    """Start the broker with `settings` (default: `broker_settings`); ready when `cfg.bootstrap` answers."""
     pidfile, log = cfg.home / "kafka.pid", cfg.home / "kafka.log"
     running = _already_up("kafka", pidfile, cfg.kafka_port, bool(_pid(pidfile)) and _kafka_ready(cfg),
                           cfg.bootstrap, "TIERSTREAM_DEVSTACK_KAFKA_PORT")
@@ -156,12 +161,13 @@ def kafka_up(cfg: StackConfig, timeout: float = 240.0) -> str:
         return running
     _require("java")
     libs = fetch_kafka(cfg)
-    data = cfg.home / "kafka-data"
+    settings = settings or broker_settings(cfg)
+    data = Path(settings["log.dirs"])
     props = cfg.home / "server.properties"
     cfg.home.mkdir(parents=True, exist_ok=True)
-    props.write_text(_server_properties(cfg, data))
+    props.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
     if not (data / "meta.properties").exists():
-        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster = cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         fmt = subprocess.run(_java(cfg, libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster}",
                                    "-c", str(props)), capture_output=True, text=True, check=False)
         if fmt.returncode != 0:
