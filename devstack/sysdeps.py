@@ -82,7 +82,7 @@ NEEDS: tuple[Need, ...] = (
     Need("openjdk-17-jre-headless", f"java {JAVA_MIN}+", "runs the Kafka broker", ALL, probe_java),
     Need("maven", "mvn", "fetches Apache Kafka's jars from Maven Central, once", ALL, on_path("mvn")),
     Need("redis-server", "redis-server", "the devstack's Redis", ALL, on_path("redis-server")),
-    Need("redis-tools", "redis-cli", "talks to the devstack's Redis (and creates a Redis Cluster)",
+    Need("redis-tools", "redis-cli", "the devstack's Redis Cluster is created with it",
          frozenset({"test", "devstack"}), on_path("redis-cli")),
     Need("python3-venv", "python3 -m venv", "creates .venv", MAKE, probe_venv),
     Need("curl", "curl", "make demo waits for the worker and the dashboard with it", frozenset({"demo"}),
@@ -97,6 +97,10 @@ NEEDS: tuple[Need, ...] = (
 
 class Missing(RuntimeError):
     """Packages are missing and were not installed; the message has one line per package."""
+
+    def __init__(self, message: str, packages: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.packages = list(packages)
 
 
 def needs_for(purpose: str) -> list[Need]:
@@ -177,7 +181,8 @@ def ensure(needs: Sequence[Need], installer: Apt | None) -> list[str]:
     stop = [(n, r) for n, r in missing if not n.optional]
     if stop:
         as_root = os.geteuid() == 0
-        raise Missing("\n".join(missing_lines(stop, as_root=as_root, has_apt=shutil.which("apt-get") is not None)))
+        has_apt = shutil.which("apt-get") is not None
+        raise Missing("\n".join(missing_lines(stop, as_root=as_root, has_apt=has_apt)), [n.package for n, _ in stop])
     return [f"note: optional {n.what} absent ({n.why}): {install_line([n.package], as_root=False)}"
             for n, _ in missing]
 
@@ -206,8 +211,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Missing as exc:
         for line in str(exc).splitlines():
             print(f"sysdeps: {line}", file=sys.stderr)
-        hint = ("run this as root to have them installed, or install them as above"
-                if os.geteuid() != 0 else f"install them as above ({INSTALL_VAR}=never is set, or apt-get failed)")
+        as_root = os.geteuid() == 0
+        how = (f"all at once: {install_line(exc.packages, as_root=as_root)}" if len(exc.packages) > 1
+               else "install it as above")
+        hint = (f"{how}, or run this as root to have it done" if not as_root
+                else f"{how} (not installed: {INSTALL_VAR}=never is set, or apt-get failed)")
         print(f"sysdeps: stopping before any download ({purpose}): {hint}", file=sys.stderr)
         return 1
     present = ", ".join(n.what for n in needs if not any(n.what in note for note in notes))
