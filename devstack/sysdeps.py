@@ -139,7 +139,7 @@ class Apt:
     """Installs with apt-get; `apt_get` is the program to run (a test passes a stand-in)."""
 
     apt_get: str
-    out: Callable[[str], None] = print
+    out: Callable[[str], None] = lambda line: print(line, flush=True)  # before apt's own lines, not after
 
     def install(self, packages: Sequence[str]) -> None:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -168,15 +168,12 @@ def installer_here() -> Apt | None:
 def ensure(needs: Sequence[Need], installer: Apt | None) -> list[str]:
     """Install what is missing (when there is an installer), or raise Missing with one line each.
 
-    Returns notes on the optional packages that are still absent."""
+    Returns notes on the optional packages that are still absent. Optional ones are installed only
+    along with a required one, so a machine lacking only those does not run apt on every call."""
     missing = absent(needs)
     wanted = [n.package for n, _ in missing]
-    if missing and installer is not None:
-        try:
-            installer.install(wanted)
-        except Missing:
-            if any(not n.optional for n, _ in missing):
-                raise
+    if installer is not None and any(not n.optional for n, _ in missing):
+        installer.install(wanted)
         missing = absent(needs)
     stop = [(n, r) for n, r in missing if not n.optional]
     if stop:

@@ -72,3 +72,10 @@ def test_the_readme_names_every_package_of_the_table() -> None:
     section = readme.split("## The two commands", 1)[1].split("\n## ", 1)[0]
     for need in sysdeps.NEEDS:
         assert f"`{need.package}`" in section, need.package
+
+
+def test_apt_runs_only_for_a_required_package() -> None:
+    """A root machine lacking only an optional package gets a note, not an apt-get run every time."""
+    never = sysdeps.Apt("/nonexistent/apt-get")  # would raise FileNotFoundError if it were run
+    notes = sysdeps.ensure([_need("alpha", True), _need("prom", False, optional=True)], installer=never)
+    assert len(notes) == 1 and "prom-cmd" in notes[0]
