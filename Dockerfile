@@ -1,4 +1,6 @@
 FROM python:3.11-slim
+# logs reach `docker compose logs` as they are written
+ENV PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY tiering tiering

@@ -18,6 +18,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack import sysdeps
+
 HERE = Path(__file__).resolve().parent
 KAFKA_VERSION = "4.1.1"
 
@@ -77,6 +79,14 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+def _require(*commands: str) -> None:
+    """The OS packages behind `commands`, from the one table of them (installed when root)."""
+    try:
+        sysdeps.ensure(sysdeps.by_command(*commands), sysdeps.installer_here())
+    except sysdeps.Missing as exc:
+        raise DevstackError(str(exc)) from None
+
+
 # -- Kafka --------------------------------------------------------------------------------------
 
 def fetch_kafka(cfg: StackConfig) -> Path:
@@ -84,9 +94,7 @@ def fetch_kafka(cfg: StackConfig) -> Path:
     libs = cfg.libs
     if any(libs.glob("kafka_2.13-*.jar")):
         return libs
-    if shutil.which("mvn") is None:
-        raise DevstackError("mvn is not installed: it is needed to fetch Apache Kafka from Maven Central "
-                            "(apt-get install maven)")
+    _require("mvn")
     print(f"devstack: fetching Apache Kafka {KAFKA_VERSION} from Maven Central into {libs} ...", flush=True)
     libs.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
@@ -101,28 +109,31 @@ def fetch_kafka(cfg: StackConfig) -> Path:
     return libs
 
 
-def _server_properties(cfg: StackConfig, data: Path) -> str:
-    return f"""process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{cfg.controller_port}
-listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port},CONTROLLER://127.0.0.1:{cfg.controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port}
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-log.dirs={data}
-num.partitions=8
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-log.retention.ms=-1
-log.retention.bytes=-1
-"""
+def broker_settings(cfg: StackConfig) -> dict[str, str]:
+    """The devstack broker's server.properties (docker-compose.yml gives Kafka the same, but addresses)."""
+    p = cfg.kafka_port
+    return {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{cfg.controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{cfg.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{p}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(cfg.home / "kafka-data"),
+        "num.partitions": "8",
+        "auto.create.topics.enable": "false",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "8",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "log.retention.ms": "-1",
+        "log.retention.bytes": "-1",
+    }
 
 
 def _java(cfg: StackConfig, libs: Path, *args: str) -> list[str]:
@@ -140,22 +151,23 @@ def _already_up(name: str, pidfile: Path, port: int, ready: bool, where: str, po
     return None
 
 
-def kafka_up(cfg: StackConfig, timeout: float = 240.0) -> str:
+def kafka_up(cfg: StackConfig, timeout: float = 240.0, settings: dict[str, str] | None = None,
+             cluster_id: str | None = None) -> str:
+    """Start the broker with `settings` (default: `broker_settings`); ready when `cfg.bootstrap` answers."""
     pidfile, log = cfg.home / "kafka.pid", cfg.home / "kafka.log"
     running = _already_up("kafka", pidfile, cfg.kafka_port, bool(_pid(pidfile)) and _kafka_ready(cfg),
                           cfg.bootstrap, "TIERSTREAM_DEVSTACK_KAFKA_PORT")
     if running:
         return running
-    if shutil.which("java") is None:
-        raise DevstackError("java is not installed: the broker runs on a JDK 17+ "
-                            "(apt-get install openjdk-17-jre-headless)")
+    _require("java")
     libs = fetch_kafka(cfg)
-    data = cfg.home / "kafka-data"
+    settings = settings or broker_settings(cfg)
+    data = Path(settings["log.dirs"])
     props = cfg.home / "server.properties"
     cfg.home.mkdir(parents=True, exist_ok=True)
-    props.write_text(_server_properties(cfg, data))
+    props.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
     if not (data / "meta.properties").exists():
-        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster = cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         fmt = subprocess.run(_java(cfg, libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster}",
                                    "-c", str(props)), capture_output=True, text=True, check=False)
         if fmt.returncode != 0:
@@ -227,19 +239,8 @@ def delete_keys(cfg: StackConfig, pattern: str) -> int:
 # -- Redis --------------------------------------------------------------------------------------
 
 def _redis_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print("devstack: installing redis-server from the OS packages ...", flush=True)
-        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
-        proc = subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], capture_output=True,
-                              text=True, check=False)
-        if proc.returncode == 0 and shutil.which("redis-server"):
-            return str(shutil.which("redis-server"))
-        raise DevstackError(f"apt-get install redis-server failed:\n{proc.stderr[-2000:]}")
-    raise DevstackError("redis-server is not installed; install it from your OS packages "
-                        "(apt-get install redis-server)")
+    _require("redis-server")
+    return str(shutil.which("redis-server"))
 
 
 def redis_up(cfg: StackConfig, timeout: float = 20.0) -> str:
