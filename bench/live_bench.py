@@ -228,7 +228,10 @@ def wait_offsets(r: redis.Redis, s: Settings, folded: int, timeout: float) -> fl
     keys = Keys(s.namespace)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        vals = r.mget([keys.offset(p) for p in range(s.partitions)])
+        pipe = r.pipeline(transaction=False)  # one GET each: the offsets lie in different slots
+        for p in range(s.partitions):
+            pipe.get(keys.offset(p))
+        vals = pipe.execute()
         if sum(int(v) + 1 for v in vals if v is not None) >= folded:
             return time.monotonic()
         time.sleep(0.05)

@@ -1,18 +1,20 @@
 """Fold batches of ledger records into Redis stores: the worker's and the log replay's shared
 step (numbered as it runs), for one partition or for several at once.
 
-Several partitions at once (`fold_pass`, `commit_pass`) share their round trips: one loads
-every partition's clock and offset, one prefetches what all their records read, one
-transaction commits them all. A batch's cost was mostly those round trips, paid per partition;
-at a few events per partition per fetch they made the evaluate step's latency."""
+Several partitions at once (`fold_pass`, `commit_pass`) share their round trips: one loads every
+partition's clock and offset, one prefetches what all their records read, one pipeline carries each
+partition's fenced commit script (projections/commit.py). A batch's cost was mostly those round
+trips, paid per partition; at a few events per partition per fetch they made the evaluate step's
+latency."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from projections.commit import After, Extra, commit_many
 from projections.readmodels import Prepared, ReadModels
-from projections.redis_store import RedisStore, commit_many
+from projections.redis_store import RedisStore
 from tiering.fold import Folder
 from tiering.outputs import Output
 
@@ -82,23 +84,27 @@ def fold_pass(batches: Sequence[tuple[PartitionProcessor, Records]]) -> list[tup
 
 
 def commit_pass(batches: Sequence[tuple[PartitionProcessor, int]]) -> None:
-    """5. write each partition's state changes, read models and new offset: one fenced transaction."""
+    """5. write each partition's state changes, read models and new offset: one fenced script per
+    partition, all in one pipeline; then the platform feed of those that committed."""
     if not batches:
         return
-    prepared: list[tuple[ReadModels, Prepared]] = []
-    items: list[tuple[RedisStore, int, Callable[[Any], None] | None]] = []
+    items: list[tuple[RedisStore, int, Extra]] = []
+    after: list[After] = []
     for proc, offset in batches:
         rm = proc.read_models
         if rm is None:
             items.append((proc.store, offset, None))
+            after.append(None)
             continue
         prep = rm.prepare(proc.store)
-        prepared.append((rm, prep))
         items.append((proc.store, offset, _writer(rm, prep)))
-    commit_many(batches[0][0].store.r, items)
-    for rm, prep in prepared:
-        rm.committed(prep)
+        after.append(_after(rm, prep))
+    commit_many(batches[0][0].store.r, items, after)
 
 
 def _writer(rm: ReadModels, prep: Prepared) -> Callable[[Any], None]:
     return lambda pipe: rm.write(pipe, prep)
+
+
+def _after(rm: ReadModels, prep: Prepared) -> Callable[[Any], None]:
+    return lambda pipe: rm.after_commit(pipe, prep)

@@ -15,9 +15,8 @@ from typing import Any
 import orjson
 import redis
 
-from projections.keys import Keys, resolve_namespace_sync
+from projections.keys import Keys, partition_for, resolve_namespace_sync
 from replay.export import read_to_end
-from streams.ledger_writer import partition_for
 from streams.settings import Settings
 from streams.topics import LEDGER
 from tiering.contract import GLOBAL_TYPES
@@ -68,7 +67,7 @@ async def explain(settings: Settings, shop: str, cycle: str | None = None,
                            lambda o: o.get("shop_id") == shop and o.get("type") == "tier_assessed")
     r: Any = redis.Redis.from_url(str(settings.redis))
     try:
-        raw_view = r.get(Keys(resolve_namespace_sync(r, settings.namespace)).view(shop))
+        raw_view = r.get(Keys(resolve_namespace_sync(r, settings.namespace), settings.partitions).view(shop))
     finally:
         r.close()
     view = orjson.loads(raw_view) if raw_view is not None else None

@@ -15,7 +15,10 @@ class NamespaceError(RuntimeError):
 
 def _has_state(r: Any, namespace: str, partitions: int) -> bool:
     keys = Keys(namespace)
-    return any(v is not None for v in r.mget([keys.offset(p) for p in range(partitions)]))
+    pipe = r.pipeline(transaction=False)  # one GET each: the offsets lie in different slots
+    for p in range(partitions):
+        pipe.get(keys.offset(p))
+    return any(v is not None for v in pipe.execute())
 
 
 def promote(redis_url: str, name: str, namespace: str, partitions: int) -> str:

@@ -73,7 +73,8 @@ def test_rebuild_verifies_clean_then_reports_exactly_a_corrupted_key(
         assert "verify: 0 difference(s)" in clean.stdout
         r = redis.Redis.from_url(str(s.redis))
         try:
-            shop_key = sorted(k.decode() for k in r.scan_iter(f"{s.namespace}:{{shop-*}}:s", count=1000))[0]
+            shop_keys = r.scan_iter(f"{s.namespace}:{{{s.namespace}:p*}}:shop-*:s", count=1000)
+            shop_key = sorted(k.decode() for k in shop_keys)[0]
             state = orjson.loads(r.get(shop_key) or b"{}")
             original = r.get(shop_key)
             state["tier"] = "premium" if state.get("tier") != "premium" else "substandard"
@@ -81,7 +82,7 @@ def test_rebuild_verifies_clean_then_reports_exactly_a_corrupted_key(
             again = cli(s, "replay", "--from-kafka", "--namespace", f"{ns}2", "--verify")
             assert again.returncode == 1
             diff_lines = [ln for ln in again.stdout.splitlines() if ln.startswith(("only in", "differs", "output"))]
-            assert diff_lines == [f"differs: {shop_key[len(s.namespace):]}"], again.stdout
+            assert diff_lines == [f"differs: {Keys(s.namespace).relative(shop_key)}"], again.stdout
             assert original is not None
             r.set(shop_key, original)
         finally:
