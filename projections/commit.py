@@ -126,15 +126,16 @@ class Recorder:
     def hset(self, key: Any, mapping: dict[Any, Any]) -> None:
         self._chunked("HSET", key, [x for kv in mapping.items() for x in kv], 2 * (CHUNK // 2))
 
-    def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> None:
-        name = _EMBEDDED.get(script)
+    def execute_command(self, command: str, script: str, numkeys: int, *keys_and_args: Any) -> None:
+        """An embedded script queued with `queue_script` (EVAL): its function runs in the commit."""
+        name = _EMBEDDED.get(script) if command == "EVAL" else None
         if name is None:
             raise ValueError("a script inside a partition's commit must be registered with commit.embed")
         self._op(name, keys_and_args[:numkeys], keys_and_args[numkeys:])
 
     def queue(self, pipe: Any, offset_key: str, expected: int, script: str) -> None:
         """Queue the partition's commit on `pipe` (EVAL: the text is cached by its SHA1 in Redis)."""
-        pipe.eval(script, 1 + len(self.keys), offset_key, *self.keys, expected, *self.args)
+        pipe.execute_command("EVAL", script, 1 + len(self.keys), offset_key, *self.keys, expected, *self.args)
 
 
 Extra = Callable[[Any], None] | None  # more writes for the partition's commit (read models)

@@ -25,7 +25,7 @@ import redis
 from projections import codec
 from projections.commit import FencedOut, commit_many, embed
 
-__all__ = ["FencedOut", "RedisStore", "commit_many", "queue_script"]
+__all__ = ["FencedOut", "RedisStore", "commit_many", "queue_mget", "queue_script"]
 from projections.keys import Keys
 from tiering.close import untils
 from tiering.params import RuleParams
@@ -39,8 +39,15 @@ def queue_script(pipe: Any, script: str, keys: Sequence[Any], args: Sequence[Any
     redis-py's registered Script, queued on a pipeline, makes the pipeline ask SCRIPT EXISTS
     before every execute: one more round trip per commit and per ingest flush. EVAL sends the
     text (Redis finds the compiled script in its cache by its SHA1) and, unlike EVALSHA, cannot
-    fail inside a MULTI for a script cache a Redis restart emptied."""
-    pipe.eval(script, len(keys), *keys, *args)
+    fail inside a MULTI for a script cache a Redis restart emptied. (As a command: redis-py's
+    cluster pipeline has no `eval` method for it.)"""
+    pipe.execute_command("EVAL", script, len(keys), *keys, *args)
+
+
+def queue_mget(pipe: Any, keys: Sequence[Any]) -> None:
+    """Queue an MGET of keys of one slot (a partition's) on a pipeline. redis-py's cluster pipeline
+    refuses its `mget` method, keys of many slots or not; the command itself is routed by slot."""
+    pipe.execute_command("MGET", *keys)
 
 
 MGET_CHUNK = 1000  # keys per MGET
@@ -457,9 +464,9 @@ class RedisStore:
             return
         pipe = self.r.pipeline(transaction=False)
         for i in range(0, len(missing), MGET_CHUNK):
-            pipe.mget([self.keys.shop(s) for s in missing[i:i + MGET_CHUNK]])
+            queue_mget(pipe, [self.keys.shop(s) for s in missing[i:i + MGET_CHUNK]])
         for i in range(0, len(need), MGET_CHUNK):
-            pipe.mget([self.keys.counters(s, c) for s, c in need[i:i + MGET_CHUNK]])
+            queue_mget(pipe, [self.keys.counters(s, c) for s, c in need[i:i + MGET_CHUNK]])
         res = iter(raw for chunk in pipe.execute() for raw in chunk)
         for s in missing:
             self._loaded_shop(s, next(res))

@@ -18,6 +18,7 @@ from typing import Any
 from projections import codec
 from projections.clients import sync_redis
 from projections.keys import Keys
+from projections.redis_store import queue_mget
 from tiering.params import Standard
 from tiering.state import ShopState
 from tiering.view import industry_of
@@ -83,7 +84,7 @@ def shop_states(client: Any, namespace: str, partitions: int) -> dict[str, ShopS
     pipe = client.pipeline(transaction=False)  # one MGET per partition: its shops share its slot
     for p, shops in enumerate(by_partition):
         if shops:
-            pipe.mget([Keys(namespace, home=p).shop(s) for s in shops])
+            queue_mget(pipe, [Keys(namespace, home=p).shop(s) for s in shops])
     values = iter(pipe.execute())
     states = {s: v for shops in by_partition if shops for s, v in zip(shops, next(values), strict=True)}
     return {s: codec.decode_shop(v) for s, v in sorted(states.items()) if v is not None}

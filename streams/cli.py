@@ -214,12 +214,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _devstack(args: argparse.Namespace) -> int:
-    from devstack import stack
+    from devstack import cluster, stack
 
     cfg = stack.StackConfig.from_env()
     try:
         if args.action == "up":
-            lines = stack.up(cfg)
+            lines = stack.up(cfg, args.redis_cluster, args.replicas)
         elif args.action == "down":
             lines = stack.down(cfg)
         elif args.action == "env":
@@ -228,7 +228,7 @@ def _devstack(args: argparse.Namespace) -> int:
             ok, lines = stack.status(cfg)
             print("\n".join(lines))
             return 0 if ok else 1
-    except stack.DevstackError as exc:
+    except (stack.DevstackError, cluster.ClusterError) as exc:
         print(f"devstack {args.action}: {exc}", file=sys.stderr)
         return 1
     print("\n".join(lines))
@@ -324,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("devstack", help="a real Kafka and Redis on loopback for this machine")
     d.add_argument("action", choices=["up", "down", "status", "env"])
+    d.add_argument("--redis-cluster", action="store_true",
+                   help="up: also a Redis Cluster of 3 masters (TIERSTREAM_DEVSTACK_CLUSTER_PORT, default 17100)")
+    d.add_argument("--replicas", type=int, choices=[0, 1], default=0, help="up --redis-cluster: replicas per master")
     d.set_defaults(func=_devstack)
     return p
 

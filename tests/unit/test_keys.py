@@ -61,4 +61,4 @@ def test_recorder_chunks_commands_and_pairs_mset() -> None:
     assert rec.args[:4] == ["SET", 1, 1, 1]
     assert rec.args[4:7] == ["MSET", 1000, 1000]
     with pytest.raises(ValueError, match="embed"):
-        rec.eval("return 1", 0)
+        rec.execute_command("EVAL", "return 1", 0)
