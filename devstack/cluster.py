@@ -204,3 +204,22 @@ def masters(cfg: ClusterConfig) -> Iterator[tuple[int, int | None]]:
     for port in cfg.ports:
         if node_info(port, "replication").get("role") == "master":
             yield port, _pid(cfg.pidfile(port))
+
+
+def delete_keys(cfg: ClusterConfig, pattern: str) -> int:
+    """Delete every key, on every master, whose name matches `pattern` (a regex); return how many."""
+    import re
+
+    rx = re.compile(pattern.encode())
+    n = 0
+    for port, _ in list(masters(cfg)):
+        c = _client(port)
+        try:
+            pipe = c.pipeline(transaction=False)
+            for k in c.scan_iter(count=5000):
+                if rx.match(k):
+                    pipe.unlink(k)  # one key a command: a node refuses keys of several slots in one
+            n += sum(pipe.execute())
+        finally:
+            c.close()
+    return n

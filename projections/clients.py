@@ -29,6 +29,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import HiredisRespSerializer
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from redis.utils import HIREDIS_AVAILABLE
 
@@ -110,7 +111,7 @@ def sync_cluster(url: str) -> RedisCluster:
         client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in seeds],  # type: ignore[no-untyped-call]
                               retry=Retry(_backoff(), CLUSTER_RETRIES), **creds)
         states: Any = client.cluster_info(target_nodes=RedisCluster.PRIMARIES)
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         raise RedisConfigError(f"TIERSTREAM_REDIS: no Redis Cluster answers at {','.join(f'{h}:{p}' for h, p in seeds)}"
                                f": {exc}".replace("\n", " ")) from None
     per_node = states if isinstance(states, dict) and "cluster_state" not in states else {"node": states}

@@ -13,8 +13,8 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-import redis
 
+from projections.clients import sync_redis
 from projections.keys import Keys, partition_for, resolve_namespace_sync
 from replay.export import read_to_end
 from streams.settings import Settings
@@ -65,7 +65,7 @@ async def explain(settings: Settings, shop: str, cycle: str | None = None,
     part = partition_for(shop.encode(), settings.partitions)
     assessed = await _scan(settings, "tier-assessments", part,
                            lambda o: o.get("shop_id") == shop and o.get("type") == "tier_assessed")
-    r: Any = redis.Redis.from_url(str(settings.redis))
+    r: Any = sync_redis(str(settings.redis))
     try:
         raw_view = r.get(Keys(resolve_namespace_sync(r, settings.namespace), settings.partitions).view(shop))
     finally:

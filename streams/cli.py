@@ -112,9 +112,9 @@ def _replay_kafka(args: argparse.Namespace) -> int:
                                  keep_outputs=bool(args.verify), start=start, stop=stop))
     print(f"replay: folded {result.records} ledger records into namespace {namespace!r} "
           f"in {result.seconds:.1f}s ({result.records / max(result.seconds, 1e-9):,.0f}/s)", file=sys.stderr)
-    import redis as redis_lib
+    from projections.clients import sync_redis
 
-    r = redis_lib.Redis.from_url(str(settings.redis))
+    r = sync_redis(str(settings.redis))
     try:
         live = resolve_namespace_sync(r, settings.namespace)
     finally:
@@ -355,6 +355,10 @@ def _unavailable(exc: Exception) -> str | None:
     hint = "is it running? `tierstream devstack up` starts one here, `eval \"$(tierstream devstack env)\"` points at it"
     if isinstance(exc, KafkaConnectionError):
         return f"cannot reach Kafka at {Settings.from_env().kafka} ({exc}); {hint}"
+    from projections.clients import RedisConfigError
+
+    if isinstance(exc, RedisConfigError):
+        return str(exc)
     if isinstance(exc, RedisConnectionError):
         return f"cannot reach Redis at {redact_url(str(Settings.from_env().redis))} ({exc}); {hint}"
     if isinstance(exc, OSError) and exc.filename is not None:
