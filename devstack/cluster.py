@@ -223,3 +223,11 @@ def delete_keys(cfg: ClusterConfig, pattern: str) -> int:
         finally:
             c.close()
     return n
+
+
+def ensure(home: Path) -> ClusterConfig:
+    """The devstack's cluster, started (without replicas, unless one was made with them) if not running."""
+    cfg = ClusterConfig.from_env(home)
+    if not healthy(cfg):
+        print(up(cfg), flush=True)
+    return cfg

@@ -46,13 +46,25 @@ class PartitionProcessor:
         return self.read_models is not None and bool(self.read_models.due(now))
 
 
-def fold_pass(batches: Sequence[tuple[PartitionProcessor, Records]]) -> list[tuple[list[Output], int | None]]:
+class LedgerGap(RuntimeError):
+    """Records start past the stored offset + 1: Redis lost commits (a failover: its replication is
+    asynchronous) or the reader skipped some. Nothing was folded; read again from `stored`."""
+
+    def __init__(self, stored: dict[int, int]) -> None:
+        super().__init__("stored offsets behind the records fetched (partition: stored offset): "
+                         + ", ".join(f"{p}: {o}" for p, o in sorted(stored.items())))
+        self.stored = stored
+
+
+def fold_pass(batches: Sequence[tuple[PartitionProcessor, Records]],
+              contiguous: bool = False) -> list[tuple[list[Output], int | None]]:
     """Fold each processor's records; per batch, the outputs and the last offset folded.
 
     1. load every partition's clock and offset (one round trip); 2. skip records at or below
-    its offset (a redelivery after a crash or rebalance); 3. prefetch what the rest will read
-    (one round trip); 4. fold each partition's records in ledger order. The caller publishes
-    the outputs, then calls `commit_pass`."""
+    its offset (a redelivery after a crash or rebalance) and, with `contiguous` (the live
+    ledger, whose offsets have no holes), refuse records that start after it + 1 (LedgerGap);
+    3. prefetch what the rest will read (one round trip); 4. fold each partition's records in
+    ledger order. The caller publishes the outputs, then calls `commit_pass`."""
     if not batches:
         return []
     client = batches[0][0].store.r
@@ -61,11 +73,16 @@ def fold_pass(batches: Sequence[tuple[PartitionProcessor, Records]]) -> list[tup
         proc.store.queue_load(pipe)
     loaded = iter(pipe.execute())
     todos: list[list[tuple[int, dict[str, Any]]]] = []
+    gaps: dict[int, int] = {}
     for proc, records in batches:
         last = proc.store.apply_load(loaded)
         todo = [(o, r) for o, r in records if o > last]
         proc.skipped += len(records) - len(todo)
         todos.append(todo)
+        if contiguous and todo and todo[0][0] > last + 1 and last >= 0:
+            gaps[proc.store.p] = last
+    if gaps:
+        raise LedgerGap(gaps)
     pipe = client.pipeline(transaction=False)
     appliers = [proc.store.queue_prefetch(pipe, [r for _, r in todo])
                 for (proc, _records), todo in zip(batches, todos, strict=True) if todo]
