@@ -112,8 +112,9 @@ def sync_cluster(url: str) -> RedisCluster:
                               retry=Retry(_backoff(), CLUSTER_RETRIES), **creds)
         states: Any = client.cluster_info(target_nodes=RedisCluster.PRIMARIES)
     except (redis.RedisError, RedisClusterException) as exc:
-        raise RedisConfigError(f"TIERSTREAM_REDIS: no Redis Cluster answers at {','.join(f'{h}:{p}' for h, p in seeds)}"
-                               f": {exc}".replace("\n", " ")) from None
+        where = ",".join(f"{h}:{p}" for h, p in seeds)
+        raise RedisConfigError(f"TIERSTREAM_REDIS: the Redis Cluster at {where} is not usable (it must answer, "
+                               f"cover every slot and be cluster_state:ok): {exc}".replace("\n", " ")) from None
     per_node = states if isinstance(states, dict) and "cluster_state" not in states else {"node": states}
     bad = {n: i.get("cluster_state") for n, i in per_node.items() if i.get("cluster_state") != "ok"}
     if bad:

@@ -150,3 +150,23 @@ def test_sigkill_of_a_master_mid_stream_fails_over_and_state_equals_a_replay(
         while not cluster.healthy(cluster_cfg) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert cluster.healthy(cluster_cfg), "the cluster did not heal after the test"
+
+
+def test_a_cluster_that_is_not_ok_is_refused_in_one_line(devstack: Any, tmp_path: Path) -> None:
+    """A cluster-enabled node that serves no slots says cluster_state:fail: every command refuses it."""
+    from projections.clients import RedisConfigError, sync_redis
+    from tests.integration.live import free_port
+
+    port = free_port()
+    cfg = cluster.ClusterConfig(tmp_path, base_port=port)
+    cluster.start_node(cfg, port)
+    try:
+        deadline = time.monotonic() + 10
+        while not cluster.node_info(port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert cluster.node_info(port).get("cluster_state") == "fail"
+        with pytest.raises(RedisConfigError, match="cluster_state:ok") as exc:
+            sync_redis(f"redis-cluster://127.0.0.1:{port}")
+        assert "\n" not in str(exc.value)
+    finally:
+        os.kill(int(cfg.pidfile(port).read_text()), signal.SIGKILL)
