@@ -5,8 +5,10 @@
 A simulated workload is written to a fresh ledger (as bench.rebuild_bench does) and rebuilt into
 a fresh namespace; then `--sample` shops, drawn with a fixed seed, have each of their keys measured
 with `MEMORY USAGE <key> SAMPLES 0` (every element counted):
-- per member: the shop's member records (`:m`) and its two member sorted sets (`:q`, `:e`),
-  divided by its members (HLEN of `:m`);
+- per member: the sampled shops' member records (`:m`) and member sorted sets (`:q`, `:e`),
+  divided by their members (HLEN of `:m`) — weighted by members, so large shops (hash tables and
+  skip lists, not the compact listpacks of small ones) count as they weigh at scale; beside it
+  the mean of each shop's own ratio;
 - per shop: its state (`:s`), read model (`:v`) and feed (`:feed`);
 - per cycle counter: each of its `:c:<cycle>` blobs.
 Reported as the mean over the sample (bytes), beside `used_memory` of the namespace's node(s) —
@@ -38,13 +40,19 @@ def sample(client: Any, s: Settings, n: int, seed: int) -> dict[str, Any]:
     keys = Keys(s.namespace, s.partitions)
     shops = sorted(x.decode() for p in range(s.partitions) for x in client.smembers(keys.shops(p)))
     chosen = random.Random(seed).sample(shops, min(n, len(shops)))
-    per_member, per_shop, per_counter = [], [], []
+    per_member, per_shop, per_counter, sizes, member_bytes = [], [], [], [], []
+    encodings: dict[str, int] = {}
     for shop in chosen:
         usage = {k: client.memory_usage(k, samples=0) or 0 for k in
                  (keys.members(shop), keys.quality(shop), keys.effective(shop), keys.shop(shop), keys.view(shop),
                   keys.feed(shop))}
         members = client.hlen(keys.members(shop))
-        if members:
+        sizes.append(members)
+        member_bytes.append(sum(usage[k] for k in (keys.members(shop), keys.quality(shop), keys.effective(shop))))
+        if members:  # small hashes are listpacks (compact); past 128 fields Redis makes them hash tables
+            raw = client.object("encoding", keys.members(shop))
+            enc = raw.decode() if isinstance(raw, bytes) else str(raw)
+            encodings[enc] = encodings.get(enc, 0) + 1
             per_member.append(sum(usage[k] for k in (keys.members(shop), keys.quality(shop),
                                                      keys.effective(shop))) / members)
         per_shop.append(sum(usage[k] for k in (keys.shop(shop), keys.view(shop), keys.feed(shop))))
@@ -52,10 +60,13 @@ def sample(client: Any, s: Settings, n: int, seed: int) -> dict[str, Any]:
         for k in client.scan_iter(f"{prefix}*", count=1000):
             per_counter.append(client.memory_usage(k, samples=0) or 0)
     return {"shops": len(shops), "sampled_shops": len(chosen),
-            "bytes_per_member": round(statistics.fmean(per_member)) if per_member else None,
+            "bytes_per_member": round(sum(member_bytes) / sum(sizes)) if sum(sizes) else None,
+            "bytes_per_member_mean_over_shops": round(statistics.fmean(per_member)) if per_member else None,
             "bytes_per_shop": round(statistics.fmean(per_shop)) if per_shop else None,
             "bytes_per_cycle_counter": round(statistics.fmean(per_counter)) if per_counter else None,
-            "cycle_counters_sampled": len(per_counter)}
+            "cycle_counters_sampled": len(per_counter),
+            "members_per_shop_mean": round(statistics.fmean(sizes), 1) if sizes else None,
+            "members_per_shop_max": max(sizes, default=None), "member_hash_encodings": encodings}
 
 
 def run(cfg: stack.StackConfig, args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
