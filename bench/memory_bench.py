@@ -11,8 +11,8 @@ with `MEMORY USAGE <key> SAMPLES 0` (every element counted):
   the mean of each shop's own ratio;
 - per shop: its state (`:s`), read model (`:v`) and feed (`:feed`);
 - per cycle counter: each of its `:c:<cycle>` blobs.
-Reported as the mean over the sample (bytes), beside `used_memory` of the namespace's node(s) —
-with `--redis-cluster`, the same into the devstack's Redis Cluster in the same run.
+Reported in bytes, with the sample's member counts and member-hash encodings; with
+`--redis-cluster`, the same into the devstack's Redis Cluster in the same run.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
@@ -11,7 +12,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from devstack import stack
+from devstack import cluster, stack
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +85,21 @@ def test_devstack_cli_status_and_env(devstack: stack.StackConfig) -> None:
     env = subprocess.run([sys.executable, "-m", "streams.cli", "devstack", "env"], capture_output=True,
                          text=True, check=True).stdout
     assert f"export TIERSTREAM_KAFKA={devstack.bootstrap}" in env
-    assert f"export TIERSTREAM_REDIS={devstack.redis_url}" in env
+    c = cluster.ClusterConfig.from_env(devstack.home)  # the session's cluster runs once a test asked for it
+    assert f"export TIERSTREAM_REDIS={c.url if cluster.running(c) else devstack.redis_url}\n" in env
+
+
+def test_devstack_env_points_at_the_redis_cluster_while_it_runs(devstack: stack.StackConfig,
+                                                                  redis_cluster: str) -> None:
+    if os.environ.get("TIERSTREAM_TEST_EXTERNAL") == "1":
+        pytest.skip("the devstack's own cluster only")
+    status = subprocess.run([sys.executable, "-m", "streams.cli", "devstack", "status"], capture_output=True,
+                            text=True)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "redis cluster: running (6/6 nodes up, 1 replica(s) per master)" in status.stdout
+    env = subprocess.run([sys.executable, "-m", "streams.cli", "devstack", "env"], capture_output=True,
+                         text=True, check=True).stdout
+    assert f"export TIERSTREAM_REDIS={redis_cluster}\n" in env
 
 
 def test_devstack_up_twice_is_harmless(devstack: stack.StackConfig) -> None:
