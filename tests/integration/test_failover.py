@@ -155,9 +155,10 @@ def test_sigkill_of_a_master_mid_stream_fails_over_and_state_equals_a_replay(
 def test_a_cluster_that_is_not_ok_is_refused_in_one_line(devstack: Any, tmp_path: Path) -> None:
     """A cluster-enabled node that serves no slots says cluster_state:fail: every command refuses it."""
     from projections.clients import RedisConfigError, sync_redis
-    from tests.integration.live import free_port
 
-    port = free_port()
+    # past the devstack cluster's six ports: a node's bus port is its port + 10000, so an
+    # ephemeral port (above 55535) cannot be a cluster node's
+    port = cluster.ClusterConfig.from_env(devstack.home).base_port + 9
     cfg = cluster.ClusterConfig(tmp_path, base_port=port)
     cluster.start_node(cfg, port)
     try:
@@ -169,4 +170,5 @@ def test_a_cluster_that_is_not_ok_is_refused_in_one_line(devstack: Any, tmp_path
             sync_redis(f"redis-cluster://127.0.0.1:{port}")
         assert "\n" not in str(exc.value)
     finally:
-        os.kill(int(cfg.pidfile(port).read_text()), signal.SIGKILL)
+        if cfg.pidfile(port).exists():
+            os.kill(int(cfg.pidfile(port).read_text()), signal.SIGKILL)
