@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis
 from aiokafka import AIOKafkaConsumer
 
-from devstack import stack
+from devstack import cluster, stack
+from projections.clients import sync_redis
 from projections.keys import Keys
 from streams.ledger_writer import LedgerWriter
 from streams.settings import Secret, Settings
@@ -177,7 +177,7 @@ class FeedReader(threading.Thread):
 
     def __init__(self, s: Settings) -> None:
         super().__init__(daemon=True)
-        self.r: Any = redis.Redis.from_url(str(s.redis))  # bytes replies
+        self.r: Any = sync_redis(str(s.redis))  # bytes replies
         self.key = Keys(s.namespace).platform_feed()
         self.entries: list[tuple[int, str, int]] = []
         self.stopping = False
@@ -223,12 +223,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def wait_offsets(r: redis.Redis, s: Settings, folded: int, timeout: float) -> float:
+def wait_offsets(r: Any, s: Settings, folded: int, timeout: float) -> float:
     """Until the namespace's ledger offsets add up to `folded` records; returns the instant."""
     keys = Keys(s.namespace)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        vals = r.mget([keys.offset(p) for p in range(s.partitions)])
+        pipe = r.pipeline(transaction=False)  # one GET each: the offsets lie in different slots
+        for p in range(s.partitions):
+            pipe.get(keys.offset(p))
+        vals = pipe.execute()
         if sum(int(v) + 1 for v in vals if v is not None) >= folded:
             return time.monotonic()
         time.sleep(0.05)
@@ -239,8 +242,9 @@ def pct(xs: list[float], q: float) -> float:
     return round(statistics.quantiles(xs, n=1000)[int(q * 1000) - 1], 1) if len(xs) > 1 else xs[0]
 
 
-def run_latency(cfg: stack.StackConfig, args: argparse.Namespace, interval_ms: int, logdir: Path) -> dict[str, Any]:
-    s = Settings(kafka=cfg.bootstrap, redis=Secret(cfg.redis_url),
+def run_latency(cfg: stack.StackConfig, args: argparse.Namespace, interval_ms: int, logdir: Path,
+                redis_url: str | None = None) -> dict[str, Any]:
+    s = Settings(kafka=cfg.bootstrap, redis=Secret(redis_url or cfg.redis_url),
                  topic_prefix=f"bench{os.urandom(3).hex()}-", namespace=f"bench{os.urandom(3).hex()}")
     asyncio.run(ensure_topics(s))
     workers = start_workers(s, logdir / f"latency-{interval_ms}.log", interval_ms, args.split)
@@ -277,7 +281,11 @@ def run_latency(cfg: stack.StackConfig, args: argparse.Namespace, interval_ms: i
 def cleanup(cfg: stack.StackConfig, s: Settings) -> None:
     """Delete the run's topics and Redis keys: left behind, they slow the broker's later starts."""
     stack.delete_topics(cfg, f"^{re.escape(s.topic_prefix)}")
-    stack.delete_keys(cfg, f"^({re.escape(s.namespace)}:|.*{re.escape(s.topic_prefix)})")
+    pattern = f"^({re.escape(s.namespace)}:|.*{re.escape(s.topic_prefix)})"
+    if str(s.redis) == cfg.redis_url:
+        stack.delete_keys(cfg, pattern)
+    else:
+        cluster.delete_keys(cluster.ClusterConfig.from_env(cfg.home), pattern)
 
 
 def _measured(sent: list[float], warm: int, shops: int, entries: list[tuple[int, str, int]]) -> list[float]:
@@ -287,14 +295,15 @@ def _measured(sent: list[float], warm: int, shops: int, entries: list[tuple[int,
     return [x for x in lat if x == x]  # drop NaN (warm-up)
 
 
-def run_throughput(cfg: stack.StackConfig, args: argparse.Namespace, logdir: Path) -> dict[str, Any]:
-    s = Settings(kafka=cfg.bootstrap, redis=Secret(cfg.redis_url),
+def run_throughput(cfg: stack.StackConfig, args: argparse.Namespace, logdir: Path,
+                   redis_url: str | None = None) -> dict[str, Any]:
+    s = Settings(kafka=cfg.bootstrap, redis=Secret(redis_url or cfg.redis_url),
                  topic_prefix=f"bench{os.urandom(3).hex()}-", namespace=f"bench{os.urandom(3).hex()}")
     asyncio.run(ensure_topics(s))
     n = args.backlog
     asyncio.run(produce(s, n, args.shops, None))
     raw_s = asyncio.run(raw_consume(s, n))
-    r = redis.Redis.from_url(str(s.redis))
+    r = sync_redis(str(s.redis))
     workers = start_workers(s, logdir / "throughput.log", 250, args.split)
     try:
         first = wait_offsets(r, s, 1, 120)
@@ -324,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--backlog", type=int, default=200_000)
     ap.add_argument("--only", choices=["throughput", "latency"], help="run one part")
+    ap.add_argument("--redis-cluster", action="store_true",
+                    help="then the same on the devstack's Redis Cluster (started if needed)")
     ap.add_argument("--split", action="store_true",
                     help="run ingest+clock and evaluate as two worker processes (default: one with every role)")
     args = ap.parse_args(argv)
@@ -340,6 +351,13 @@ def main(argv: list[str] | None = None) -> int:
         results["latency_redis"] = run_latency(cfg, args, 0, logdir)
         print(json.dumps(results["latency_redis"]), file=sys.stderr, flush=True)
         results["latency_feed"] = run_latency(cfg, args, 250, logdir)
+    if args.redis_cluster:  # the same on the devstack's Redis Cluster, in the same run
+        url = cluster.ensure(cfg.home).url
+        if args.only in (None, "throughput"):
+            results["cluster_throughput"] = run_throughput(cfg, args, logdir, url)
+            print(json.dumps(results["cluster_throughput"]), file=sys.stderr, flush=True)
+        if args.only in (None, "latency"):
+            results["cluster_latency_redis"] = run_latency(cfg, args, 0, logdir, url)
     print(json.dumps(results, indent=2))
     return 0
 

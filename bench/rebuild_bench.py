@@ -12,6 +12,8 @@ close as they do live. Then, in the same run:
    Redis store and read models as the worker).
 
 Reported: records, records/s of each, and the ratio. The ledger and namespace are removed.
+`--redis-cluster` then does the same into the devstack's Redis Cluster (started if needed), in
+the same run, so the two topologies are measured side by side.
 """
 
 from __future__ import annotations
@@ -21,12 +23,11 @@ import asyncio
 import json
 import os
 
-import redis
 from aiokafka import AIOKafkaProducer
 
 from bench.live_bench import raw_consume
 from bench.simulate import SimConfig, Simulator
-from devstack import stack
+from devstack import cluster, stack
 from replay.ledger import rebuild
 from streams.clock import marker
 from streams.ingest import encode, route
@@ -70,12 +71,22 @@ def main() -> int:
     ap.add_argument("--shops", type=int, default=300)
     ap.add_argument("--days", type=int, default=40)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--redis-cluster", action="store_true", help="also rebuild into the devstack's Redis Cluster")
     args = ap.parse_args()
     cfg = stack.StackConfig.from_env()
     for line in stack.up(cfg):
         print(line)
+    urls = {"single": cfg.redis_url}
+    if args.redis_cluster:
+        urls["cluster"] = cluster.ensure(cfg.home).url
+    results = {name: run(cfg, args, url) for name, url in urls.items()}
+    print(json.dumps(results if args.redis_cluster else results["single"], indent=2))
+    return 0
+
+
+def run(cfg: stack.StackConfig, args: argparse.Namespace, redis_url: str) -> dict[str, float]:
     tag = os.urandom(3).hex()
-    s = Settings(kafka=cfg.bootstrap, redis=Secret(cfg.redis_url), topic_prefix=f"rbench{tag}-",
+    s = Settings(kafka=cfg.bootstrap, redis=Secret(redis_url), topic_prefix=f"rbench{tag}-",
                  namespace=f"rbench{tag}")
     asyncio.run(ensure_topics(s))
     try:
@@ -86,12 +97,14 @@ def main() -> int:
                "rebuild_records_per_s": round(result.records / result.seconds),
                "ratio_to_raw": round((result.records / result.seconds) / (n / raw_s), 3),
                "rebuild_seconds": round(result.seconds, 1)}
-        print(json.dumps(out, indent=2))
+        print(json.dumps(out), flush=True)
+        return out
     finally:
         stack.delete_topics(cfg, f"^rbench{tag}-")
-        stack.delete_keys(cfg, f"^rbench{tag}:")
-        redis.Redis.from_url(cfg.redis_url).close()
-    return 0
+        if redis_url == cfg.redis_url:
+            stack.delete_keys(cfg, f"^rbench{tag}:")
+        else:
+            cluster.delete_keys(cluster.ClusterConfig.from_env(cfg.home), f"^rbench{tag}:")
 
 
 if __name__ == "__main__":

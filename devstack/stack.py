@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack import sysdeps
+from devstack import cluster, sysdeps
 
 HERE = Path(__file__).resolve().parent
 KAFKA_VERSION = "4.1.1"
@@ -275,8 +275,12 @@ def _redis_ready(cfg: StackConfig) -> bool:
 
 # -- the stack ----------------------------------------------------------------------------------
 
-def up(cfg: StackConfig) -> list[str]:
-    return [redis_up(cfg), kafka_up(cfg)]
+def up(cfg: StackConfig, redis_cluster: bool = False, replicas: int = 0) -> list[str]:
+    """Kafka and Redis; with `redis_cluster`, a Redis Cluster beside them (devstack/cluster.py)."""
+    lines = [redis_up(cfg), kafka_up(cfg)]
+    if redis_cluster:
+        lines.append(cluster.up(cluster.ClusterConfig.from_env(cfg.home, replicas)))
+    return lines
 
 
 def _stop(pidfile: Path, name: str, timeout: float = 30.0) -> str:
@@ -303,7 +307,7 @@ def stop_redis(cfg: StackConfig) -> str:
 
 
 def down(cfg: StackConfig) -> list[str]:
-    return [stop_kafka(cfg), stop_redis(cfg)]
+    return [stop_kafka(cfg), stop_redis(cfg), cluster.down(cluster.ClusterConfig.from_env(cfg.home))]
 
 
 def status(cfg: StackConfig) -> tuple[bool, list[str]]:
@@ -315,8 +319,16 @@ def status(cfg: StackConfig) -> tuple[bool, list[str]]:
         f"redis: {'running' if r_ok else 'not running'}" + (f" (pid {r}) on {cfg.redis_url}" if r_ok else ""),
         f"home:  {cfg.home}",
     ]
+    c = cluster.status_line(cluster.ClusterConfig.from_env(cfg.home))
+    if c is not None:  # a cluster made here counts once any of its nodes runs
+        lines.insert(2, c[1])
+        if cluster.running(cluster.ClusterConfig.from_env(cfg.home)):
+            return k_ok and r_ok and c[0], lines
     return k_ok and r_ok, lines
 
 
 def env_lines(cfg: StackConfig) -> list[str]:
-    return [f"export TIERSTREAM_KAFKA={cfg.bootstrap}", f"export TIERSTREAM_REDIS={cfg.redis_url}"]
+    """The variables that point commands at the devstack: at its Redis Cluster when one runs."""
+    c = cluster.ClusterConfig.from_env(cfg.home)
+    url = c.url if cluster.running(c) else cfg.redis_url
+    return [f"export TIERSTREAM_KAFKA={cfg.bootstrap}", f"export TIERSTREAM_REDIS={url}"]

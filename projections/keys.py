@@ -1,65 +1,106 @@
-"""Redis key layout. Every key of a shop carries `{shop}` as a hash tag; partition keys `{p<n>}`."""
+"""Redis key layout: every key the fold of ledger partition p touches carries the tag `{ns:p<n>}`."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+from aiokafka.partitioner import murmur2
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a keyed record: the one function the ledger's
+    producers and the key layout share (murmur2 is pure Python in aiokafka and keys are shop ids:
+    remembered for the shops seen lately)."""
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
 class Keys:
-    def __init__(self, namespace: str) -> None:
-        self.ns = namespace
+    """The keys of one namespace.
+
+    A shop's keys lie in its ledger partition's slot. A partition's store names it (`home`: the
+    partition it folds, whatever a test feeds it); a reader finds it from the shop id with
+    `partition_for` over `partitions` ledger partitions. The tag repeats the namespace, so a
+    rebuild's partitions spread over a cluster's nodes apart from the live ones; the `ns:` prefix
+    keeps `ns:*` naming every key of the namespace (drop, verify)."""
+
+    def __init__(self, namespace: str, partitions: int | None = None, home: int | None = None) -> None:
+        self.ns, self.partitions, self.home = namespace, partitions, home
+        self._home = self._prefix(home) if home is not None else None
+
+    def _prefix(self, p: int) -> str:
+        return f"{self.ns}:{{{self.ns}:p{p}}}:"
+
+    def partition_of(self, shop: str) -> int:
+        """The ledger partition whose fold owns `shop`'s keys."""
+        if self.home is not None:
+            return self.home
+        if self.partitions is None:
+            raise ValueError("Keys needs `partitions` (or a home partition) to find a shop's keys")
+        return partition_for(shop.encode(), self.partitions)
+
+    def _shop(self, shop: str) -> str:
+        return self._home if self._home is not None else self._prefix(self.partition_of(shop))
 
     # per ledger partition
     def clock(self, p: int) -> str:
-        return f"{self.ns}:{{p{p}}}:clock"
+        return f"{self._prefix(p)}clock"
 
     def offset(self, p: int) -> str:
-        return f"{self.ns}:{{p{p}}}:offset"
+        return f"{self._prefix(p)}offset"
 
     def shops(self, p: int) -> str:
-        return f"{self.ns}:{{p{p}}}:shops"
+        return f"{self._prefix(p)}shops"
 
     def seen(self, p: int, cycle: int) -> str:
-        return f"{self.ns}:{{p{p}}}:seen:{cycle}"
+        return f"{self._prefix(p)}seen:{cycle}"
 
     def seen_cycles(self, p: int) -> str:
-        return f"{self.ns}:{{p{p}}}:seencycles"
+        return f"{self._prefix(p)}seencycles"
 
     def deferred(self, p: int) -> str:
-        return f"{self.ns}:{{p{p}}}:deferred"
+        return f"{self._prefix(p)}deferred"
 
     def tiers(self, p: int) -> str:
         """Read model: shops per (industry, tier) among this partition's shops."""
-        return f"{self.ns}:{{p{p}}}:tiers"
+        return f"{self._prefix(p)}tiers"
 
+    # namespace-wide: single-key operations only (they lie in no partition's slot)
     def platform_feed(self) -> str:
         return f"{self.ns}:feed"
 
-    # per shop
+    # per shop, in its partition's slot
     def shop(self, shop: str) -> str:
-        return f"{self.ns}:{{{shop}}}:s"
+        return f"{self._shop(shop)}{shop}:s"
 
     def counters(self, shop: str, cycle: int) -> str:
-        return f"{self.ns}:{{{shop}}}:c:{cycle}"
+        return f"{self._shop(shop)}{shop}:c:{cycle}"
 
     def members(self, shop: str) -> str:
-        return f"{self.ns}:{{{shop}}}:m"
+        return f"{self._shop(shop)}{shop}:m"
 
     def quality(self, shop: str) -> str:
-        return f"{self.ns}:{{{shop}}}:q"
+        return f"{self._shop(shop)}{shop}:q"
 
     def effective(self, shop: str) -> str:
-        return f"{self.ns}:{{{shop}}}:e"
+        return f"{self._shop(shop)}{shop}:e"
 
     def view(self, shop: str) -> str:
         """Read model of one shop (tiering.view) as JSON."""
-        return f"{self.ns}:{{{shop}}}:v"
+        return f"{self._shop(shop)}{shop}:v"
 
     def feed(self, shop: str) -> str:
-        return f"{self.ns}:{{{shop}}}:feed"
+        return f"{self._shop(shop)}{shop}:feed"
 
     def pattern(self) -> str:
         return f"{self.ns}:*"
+
+    def relative(self, key: str) -> str:
+        """A key of this namespace named without it (`:{p3}:shop-1:s`), so two namespaces'
+        keys compare by what they hold (verify)."""
+        rest = key[len(self.ns):] if key.startswith(f"{self.ns}:") else key
+        return rest.replace(f"{{{self.ns}:", "{", 1)
 
 
 def pointer_key(name: str) -> str:

@@ -1,18 +1,18 @@
-"""Dashboard read models and feeds, written by the evaluate step in its batch transaction.
+"""Dashboard read models and feeds, written by the evaluate step in its partition's commit.
 
 After a batch is folded, every shop it touched gets its read model (tiering.view) rewritten
 at `{ns}:{shop}:v`, the partition's platform summary `{ns}:{p<n>}:tiers` (shops per
 industry and tier, zero counts removed) moves by the shops whose class changed, and both go into the same
-MULTI/EXEC as the fold state and the ledger offset: a dashboard never sees a read model
-ahead of or behind the state it was computed from.
+fenced commit as the fold state and the ledger offset (projections/commit.py): a dashboard never
+sees a read model ahead of or behind the state it was computed from.
 
-Feeds: a changed read model is announced on the shop's stream `{ns}:{shop}:feed` (the
-whole view) and on the platform stream `{ns}:feed` (a summary line), both trimmed to a
-bound. A shop is announced at most once per `min_interval_s`; a change inside that
-interval waits (`pending`) and goes out with the first batch committed after its interval
-passed (whichever shops that batch touched), or with `flush` when no batch comes, so the last
-change always arrives. Feeds are presentation: their timing reads the wall clock, the
-read models never do.
+Feeds: a changed read model is announced on the shop's stream `{ns}:{shop}:feed` (the whole view, in
+the commit) and on the platform stream `{ns}:feed` (a summary line, right after the commit: that key
+lies in no partition's slot), both trimmed to a bound. A shop is announced at most once per
+`min_interval_s`; a change inside that interval waits (`pending`) and goes out with the first batch
+committed after its interval passed (whichever shops that batch touched), or with `flush` when no
+batch comes, so the last change always arrives. Feeds are presentation: their timing reads the wall
+clock, the read models never do.
 
 A shop's feed keeps only its last few views (the dashboard follows it from `$` and shows the
 newest): a longer bound made the feeds most of Redis's memory, and so of every AOF rewrite.
@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from projections.commit import embed
 from projections.keys import Keys
 from projections.redis_store import RedisStore, queue_script
 from tiering.close import Closer
@@ -34,15 +35,20 @@ from tiering.view import shop_view, tier_class, view_instant
 
 SHOP_FEED_MAXLEN = 10
 PLATFORM_FEED_MAXLEN = 20_000
-# KEYS: the platform feed, then each announced shop's feed; ARGV: the two bounds, then per shop
-# its view and its summary line. One call instead of two XADDs per shop.
-FEEDS_LUA = """
-local shop_max, platform_max = ARGV[1], ARGV[2]
-for i = 2, #KEYS do
-  redis.call('XADD', KEYS[i], 'MAXLEN', '~', shop_max, '*', 'view', ARGV[2 * i - 1])
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', platform_max, '*', 'summary', ARGV[2 * i])
+# KEYS: announced shops' feeds; ARGV: the bound, then each shop's view. Runs inside the partition's
+# commit (one slot); the platform feed, a namespace-wide key, gets its lines once that committed.
+SHOP_FEEDS_LUA = embed("shop_feeds", """
+for i = 1, #KEYS do
+  redis.call('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], '*', 'view', ARGV[i + 1])
 end
-return #KEYS - 1
+return #KEYS
+""")
+# KEYS[1]: the platform feed; ARGV: the bound, then one summary line per announced shop, in order.
+PLATFORM_FEED_LUA = """
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'summary', ARGV[i])
+end
+return #ARGV - 1
 """
 
 
@@ -129,7 +135,7 @@ class ReadModels:
         prep.announce += [(sid, *self._pending[sid]) for sid in self.due(now) if sid not in prep.views]
 
     def write(self, pipe: Any, prep: Prepared) -> None:
-        """Add the batch's read-model writes to its transaction."""
+        """Add the batch's read-model writes, and its shops' feeds, to the partition's commit."""
         k = self.keys
         if prep.views:
             pipe.mset({k.view(sid): raw for sid, raw in prep.views.items()})
@@ -140,7 +146,12 @@ class ReadModels:
             kept = {name: n for name, n in sorted(prep.class_counts.items()) if n != 0}
             if kept:
                 pipe.hset(k.tiers(self.p), mapping=kept)
-        self._add_feeds(pipe, prep.announce)
+        self._shop_feeds(pipe, prep.announce)
+
+    def after_commit(self, pipe: Any, prep: Prepared) -> None:
+        """The partition committed: its announcements on the platform feed (queued on `pipe`)."""
+        self._platform_feed(pipe, prep.announce)
+        self.committed(prep)
 
     def committed(self, prep: Prepared, now: float | None = None) -> None:
         """The transaction went through: remember what the feeds announced."""
@@ -165,20 +176,23 @@ class ReadModels:
         if not due:
             return 0
         pipe = client.pipeline(transaction=False)
-        self._add_feeds(pipe, [(sid, *self._pending[sid]) for sid in due])
+        items = [(sid, *self._pending[sid]) for sid in due]
+        self._shop_feeds(pipe, items)
+        self._platform_feed(pipe, items)
         pipe.execute()
         for sid in due:
             self._announced[sid] = self._pending.pop(sid)[0]
             self._last_at[sid] = now
         return len(due)
 
-    def _add_feeds(self, pipe: Any, items: list[tuple[str, bytes, dict[str, Any]]]) -> None:
-        """Announce (shop, view, summary)s on their shops' feeds and the platform feed, in order."""
-        if not items:
-            return
-        keys = [self.keys.platform_feed()]
-        args: list[Any] = [SHOP_FEED_MAXLEN, PLATFORM_FEED_MAXLEN]
-        for sid, raw, summary in items:
-            keys.append(self.keys.feed(sid))
-            args += (raw, orjson.dumps(summary))
-        queue_script(pipe, FEEDS_LUA, keys, args)
+    def _shop_feeds(self, pipe: Any, items: list[tuple[str, bytes, dict[str, Any]]]) -> None:
+        """Announce (shop, view, summary)s on their shops' feeds (one script on the partition's slot)."""
+        if items:
+            queue_script(pipe, SHOP_FEEDS_LUA, [self.keys.feed(sid) for sid, _v, _s in items],
+                         [SHOP_FEED_MAXLEN, *(raw for _sid, raw, _s in items)])
+
+    def _platform_feed(self, pipe: Any, items: list[tuple[str, bytes, dict[str, Any]]]) -> None:
+        """Their summary lines on the platform feed, in order."""
+        if items:
+            queue_script(pipe, PLATFORM_FEED_LUA, [self.keys.platform_feed()],
+                         [PLATFORM_FEED_MAXLEN, *(orjson.dumps(summary) for _sid, _v, summary in items)])

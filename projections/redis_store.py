@@ -1,11 +1,11 @@
 """The Redis StateStore: one ledger partition's fold state, read and written as a unit of work.
 
-A batch is `load()` → `prefetch(records)` → fold → `commit(offset)`. Reads come from
-what was prefetched (a miss is fetched at once); writes are buffered and applied in
-one MULTI/EXEC together with the partition's ledger offset, under WATCH of that
-offset, so a batch folded from stale state (another worker took the partition) fails
-to commit instead of overwriting. Members live in Redis: a hash of records and two
-sorted sets scored by `quality_until` and `effective_until`.
+A batch is `load()` → `prefetch(records)` → fold → `commit(offset)`. Reads come from what was
+prefetched (a miss is fetched at once); writes are buffered and applied in one script together with
+the partition's ledger offset, fenced by that offset (projections/commit.py), so a batch folded from
+stale state (another worker took the partition) fails to commit instead of overwriting. Every key
+lies in the partition's slot. Members live in Redis: a hash of records and two sorted sets scored by
+`quality_until` and `effective_until`.
 
 What a batch read stays cached for the next one while the partition's offset fence holds:
 after a commit the store holds exactly what Redis holds, so the next `load()` keeps it if
@@ -23,6 +23,9 @@ from typing import Any
 import redis
 
 from projections import codec
+from projections.commit import FencedOut, commit_many, embed
+
+__all__ = ["FencedOut", "RedisStore", "commit_many", "queue_mget", "queue_script"]
 from projections.keys import Keys
 from tiering.close import untils
 from tiering.params import RuleParams
@@ -36,8 +39,15 @@ def queue_script(pipe: Any, script: str, keys: Sequence[Any], args: Sequence[Any
     redis-py's registered Script, queued on a pipeline, makes the pipeline ask SCRIPT EXISTS
     before every execute: one more round trip per commit and per ingest flush. EVAL sends the
     text (Redis finds the compiled script in its cache by its SHA1) and, unlike EVALSHA, cannot
-    fail inside a MULTI for a script cache a Redis restart emptied."""
-    pipe.eval(script, len(keys), *keys, *args)
+    fail inside a MULTI for a script cache a Redis restart emptied. (As a command: redis-py's
+    cluster pipeline has no `eval` method for it.)"""
+    pipe.execute_command("EVAL", script, len(keys), *keys, *args)
+
+
+def queue_mget(pipe: Any, keys: Sequence[Any]) -> None:
+    """Queue an MGET of keys of one slot (a partition's) on a pipeline. redis-py's cluster pipeline
+    refuses its `mget` method, keys of many slots or not; the command itself is routed by slot."""
+    pipe.execute_command("MGET", *keys)
 
 
 MGET_CHUNK = 1000  # keys per MGET
@@ -64,7 +74,7 @@ return out
 # zset a new score, '-' (leaves it) or '' (unchanged there). One call per partition and batch
 # instead of up to five commands per shop (their client-side cost was most of a commit at a
 # thousand shops a batch).
-MEMBERS_LUA = """
+MEMBERS_LUA = embed("members", """
 local a, STEP = 1, 2000
 local function call_chunked(cmd, key, items)
   for i = 1, #items, STEP do
@@ -89,14 +99,10 @@ for s = 1, #KEYS / 3 do
   call_chunked('ZREM', q, qrem)
 end
 return 0
-"""
+""")
 
 Index = tuple[bool, int | None, int | None]  # (counted, quality_until, effective_until)
 _ABSENT: Index = (False, None, None)
-
-
-class FencedOut(RuntimeError):
-    """The partition's offset moved under this batch: another worker committed first."""
 
 
 class RedisMembers:
@@ -197,7 +203,7 @@ class RedisStore:
 
     def __init__(self, client: redis.Redis, namespace: str, partition: int, params: RuleParams) -> None:
         self.r: Any = client  # redis-py's return types are unions of bytes/str/awaitables; bytes here
-        self.keys, self.p, self.params = Keys(namespace), partition, params
+        self.keys, self.p, self.params = Keys(namespace, home=partition), partition, params
         self.cal = params.calendar
         self.clock = Clock()
         self.offset = -1
@@ -351,13 +357,16 @@ class RedisStore:
         return self._orig_class.get(shop_id)
 
     def commit(self, offset: int, also: Callable[[Any], None] | None = None) -> None:
-        """Write every change of the batch and the new offset in one transaction, fenced by WATCH.
+        """Write every change of the batch and the new offset in one fenced commit (projections.commit).
 
         `also(pipe)` adds writes of its own to the same transaction (the read models)."""
         commit_many(self.r, [(self, offset, also)])
 
+    def offset_key(self) -> str:
+        return self.keys.offset(self.p)
+
     def write(self, pipe: Any, offset: int) -> None:
-        """Queue the batch's changes and the new offset on a transaction (`commit_many`)."""
+        """Queue the batch's changes and the new offset on its commit (`commit_many`'s Recorder)."""
         k, p = self.keys, self.p
         pipe.set(k.clock(p), codec.encode_clock(self.clock))
         pipe.set(k.offset(p), offset)
@@ -455,9 +464,9 @@ class RedisStore:
             return
         pipe = self.r.pipeline(transaction=False)
         for i in range(0, len(missing), MGET_CHUNK):
-            pipe.mget([self.keys.shop(s) for s in missing[i:i + MGET_CHUNK]])
+            queue_mget(pipe, [self.keys.shop(s) for s in missing[i:i + MGET_CHUNK]])
         for i in range(0, len(need), MGET_CHUNK):
-            pipe.mget([self.keys.counters(s, c) for s, c in need[i:i + MGET_CHUNK]])
+            queue_mget(pipe, [self.keys.counters(s, c) for s, c in need[i:i + MGET_CHUNK]])
         res = iter(raw for chunk in pipe.execute() for raw in chunk)
         for s in missing:
             self._loaded_shop(s, next(res))
@@ -558,29 +567,3 @@ class RedisStore:
     def drop_counters(self, shop_id: str, cycle_start: int) -> None:
         self._counters[(shop_id, cycle_start)] = None
         self._dropped.add((shop_id, cycle_start))
-
-
-def commit_many(client: Any, batches: Sequence[tuple[RedisStore, int, Callable[[Any], None] | None]]) -> None:
-    """Commit the batches of several partitions in one transaction, fenced by WATCH on each
-    partition's offset: all of them or none (FencedOut if any partition's offset moved).
-
-    Each batch is (store, its new offset, extra writes for the same transaction or None)."""
-    keys = [store.keys.offset(store.p) for store, _o, _a in batches]
-    with client.pipeline(transaction=True) as pipe:
-        pipe.watch(*keys)
-        current = pipe.mget(keys)
-        for (store, _offset, _also), raw in zip(batches, current, strict=True):
-            if (int(raw) if raw is not None else -1) != store.offset:
-                raise FencedOut(f"partition {store.p}: offset moved from {store.offset} to {raw!r}")
-        pipe.multi()
-        for store, offset, also in batches:
-            store.write(pipe, offset)
-            if also is not None:
-                also(pipe)
-        try:
-            pipe.execute()
-        except redis.WatchError:
-            raise FencedOut(f"partitions {sorted(s.p for s, _o, _a in batches)}: an offset changed while "
-                            "committing") from None
-    for store, offset, _also in batches:
-        store.committed(offset)

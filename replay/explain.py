@@ -13,11 +13,10 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
-import redis
 
-from projections.keys import Keys, resolve_namespace_sync
+from projections.clients import sync_redis
+from projections.keys import Keys, partition_for, resolve_namespace_sync
 from replay.export import read_to_end
-from streams.ledger_writer import partition_for
 from streams.settings import Settings
 from streams.topics import LEDGER
 from tiering.contract import GLOBAL_TYPES
@@ -66,9 +65,9 @@ async def explain(settings: Settings, shop: str, cycle: str | None = None,
     part = partition_for(shop.encode(), settings.partitions)
     assessed = await _scan(settings, "tier-assessments", part,
                            lambda o: o.get("shop_id") == shop and o.get("type") == "tier_assessed")
-    r: Any = redis.Redis.from_url(str(settings.redis))
+    r: Any = sync_redis(str(settings.redis))
     try:
-        raw_view = r.get(Keys(resolve_namespace_sync(r, settings.namespace)).view(shop))
+        raw_view = r.get(Keys(resolve_namespace_sync(r, settings.namespace), settings.partitions).view(shop))
     finally:
         r.close()
     view = orjson.loads(raw_view) if raw_view is not None else None

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
-
+from projections.clients import sync_redis
 from projections.keys import Keys, pointer_key, resolve_namespace_sync
 
 
@@ -15,7 +14,10 @@ class NamespaceError(RuntimeError):
 
 def _has_state(r: Any, namespace: str, partitions: int) -> bool:
     keys = Keys(namespace)
-    return any(v is not None for v in r.mget([keys.offset(p) for p in range(partitions)]))
+    pipe = r.pipeline(transaction=False)  # one GET each: the offsets lie in different slots
+    for p in range(partitions):
+        pipe.get(keys.offset(p))
+    return any(v is not None for v in pipe.execute())
 
 
 def promote(redis_url: str, name: str, namespace: str, partitions: int) -> str:
@@ -23,7 +25,7 @@ def promote(redis_url: str, name: str, namespace: str, partitions: int) -> str:
 
     Workers notice within a second (streams/app.py `pointer`), switch, and resume every ledger
     partition from the promoted namespace's own offsets, so it catches up to the live position."""
-    r: Any = redis.Redis.from_url(redis_url)
+    r: Any = sync_redis(redis_url)
     try:
         if not _has_state(r, namespace, partitions):
             raise NamespaceError(f"namespace {namespace!r} holds no folded ledger offsets: rebuild it first "
@@ -36,7 +38,7 @@ def promote(redis_url: str, name: str, namespace: str, partitions: int) -> str:
 
 def drop(redis_url: str, name: str, namespace: str, batch: int = 5000) -> int:
     """Delete every key of `namespace`; refuse the one `name` currently points at. Returns keys deleted."""
-    r: Any = redis.Redis.from_url(redis_url)
+    r: Any = sync_redis(redis_url)
     try:
         if resolve_namespace_sync(r, name) == namespace:
             raise NamespaceError(f"namespace {namespace!r} is live (the pointer {name!r} names it); "

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import redis
+
+from projections.clients import sync_redis
+from projections.keys import Keys
 
 
 def dump(redis_url: str, namespace: str) -> dict[str, Any]:
@@ -14,11 +16,12 @@ def dump(redis_url: str, namespace: str) -> dict[str, Any]:
     Offsets differ between a live run and a rebuild (the worker's ledger reads include
     watermark markers at other positions); `stats` counts what a run saw (duplicates,
     late), not what the state is."""
-    r: Any = redis.Redis.from_url(redis_url)  # bytes replies
+    r: Any = sync_redis(redis_url)  # bytes replies
+    keys = Keys(namespace)
     out: dict[str, Any] = {}
     try:
         for key in sorted(r.scan_iter(f"{namespace}:*", count=1000)):
-            name = key.decode()[len(namespace):]
+            name = keys.relative(key.decode())
             if name.endswith(":offset"):
                 continue
             kind = r.type(key).decode()

@@ -18,6 +18,7 @@ from typing import Any
 from projections import codec
 from projections.clients import sync_redis
 from projections.keys import Keys
+from projections.redis_store import queue_mget
 from tiering.params import Standard
 from tiering.state import ShopState
 from tiering.view import industry_of
@@ -79,9 +80,14 @@ def shop_states(client: Any, namespace: str, partitions: int) -> dict[str, ShopS
     pipe = client.pipeline(transaction=False)
     for p in range(partitions):
         pipe.smembers(keys.shops(p))
-    shops = sorted(s.decode() for members in pipe.execute() for s in members)
-    values = client.mget([keys.shop(s) for s in shops]) if shops else []
-    return {s: codec.decode_shop(v) for s, v in zip(shops, values, strict=True) if v is not None}
+    by_partition = [sorted(s.decode() for s in members) for members in pipe.execute()]
+    pipe = client.pipeline(transaction=False)  # one MGET per partition: its shops share its slot
+    for p, shops in enumerate(by_partition):
+        if shops:
+            queue_mget(pipe, [Keys(namespace, home=p).shop(s) for s in shops])
+    values = iter(pipe.execute())
+    states = {s: v for shops in by_partition if shops for s, v in zip(shops, next(values), strict=True)}
+    return {s: codec.decode_shop(v) for s, v in sorted(states.items()) if v is not None}
 
 
 def compare(before: dict[str, ShopState], after: dict[str, ShopState]) -> dict[str, Any]:

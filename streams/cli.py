@@ -117,9 +117,9 @@ def _replay_kafka(args: argparse.Namespace) -> int:
                                  shop_state=bool(args.verify), publish_shop_state=args.publish_shop_state))
     print(f"replay: folded {result.records} ledger records into namespace {namespace!r} "
           f"in {result.seconds:.1f}s ({result.records / max(result.seconds, 1e-9):,.0f}/s)", file=sys.stderr)
-    import redis as redis_lib
+    from projections.clients import sync_redis
 
-    r = redis_lib.Redis.from_url(str(settings.redis))
+    r = sync_redis(str(settings.redis))
     try:
         live = resolve_namespace_sync(r, settings.namespace)
     finally:
@@ -220,12 +220,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _devstack(args: argparse.Namespace) -> int:
-    from devstack import stack
+    from devstack import cluster, stack
 
     cfg = stack.StackConfig.from_env()
     try:
         if args.action == "up":
-            lines = stack.up(cfg)
+            lines = stack.up(cfg, args.redis_cluster, args.replicas)
         elif args.action == "down":
             lines = stack.down(cfg)
         elif args.action == "env":
@@ -234,7 +234,7 @@ def _devstack(args: argparse.Namespace) -> int:
             ok, lines = stack.status(cfg)
             print("\n".join(lines))
             return 0 if ok else 1
-    except stack.DevstackError as exc:
+    except (stack.DevstackError, cluster.ClusterError) as exc:
         print(f"devstack {args.action}: {exc}", file=sys.stderr)
         return 1
     print("\n".join(lines))
@@ -344,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("devstack", help="a real Kafka and Redis on loopback for this machine")
     d.add_argument("action", choices=["up", "down", "status", "env"])
+    d.add_argument("--redis-cluster", action="store_true",
+                   help="up: also a Redis Cluster of 3 masters (TIERSTREAM_DEVSTACK_CLUSTER_PORT, default 17100)")
+    d.add_argument("--replicas", type=int, choices=[0, 1], default=0, help="up --redis-cluster: replicas per master")
     d.set_defaults(func=_devstack)
     return p
 
@@ -372,6 +375,10 @@ def _unavailable(exc: Exception) -> str | None:
     hint = "is it running? `tierstream devstack up` starts one here, `eval \"$(tierstream devstack env)\"` points at it"
     if isinstance(exc, KafkaConnectionError):
         return f"cannot reach Kafka at {Settings.from_env().kafka} ({exc}); {hint}"
+    from projections.clients import RedisConfigError
+
+    if isinstance(exc, RedisConfigError):
+        return str(exc)
     if isinstance(exc, RedisConnectionError):
         return f"cannot reach Redis at {redact_url(str(Settings.from_env().redis))} ({exc}); {hint}"
     if isinstance(exc, OSError) and exc.filename is not None:

@@ -69,10 +69,13 @@ class Dashboard:
         self._stopping = False  # set at shutdown: event streams end instead of holding it up
 
     async def keys(self) -> Keys:
-        return Keys(await resolve_namespace(self.r, self.settings.namespace))
+        return Keys(await resolve_namespace(self.r, self.settings.namespace), self.settings.partitions)
 
     async def clocks(self, k: Keys) -> list[dict[str, Any] | None]:
-        raws = await self.r.mget([k.clock(p) for p in range(self.settings.partitions)])
+        pipe = self.r.pipeline(transaction=False)  # one GET each: the clocks lie in different slots
+        for p in range(self.settings.partitions):
+            pipe.get(k.clock(p))
+        raws = await pipe.execute()
         return [orjson.loads(raw) if raw is not None else None for raw in raws]
 
     def event_time(self, clock: dict[str, Any] | None) -> int | None:

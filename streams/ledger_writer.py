@@ -11,25 +11,17 @@ to the producer's queue for that partition in order.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 
+from projections.keys import partition_for
 from streams.topics import started
 
 MAX_BATCH_BYTES = 512 * 1024  # below the broker's default message.max.bytes (1 MiB)
 
 LedgerRecord = tuple[bytes | None, bytes, int | None]  # key, value, partition (None: by key)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives a keyed record (murmur2 is pure Python in
-    aiokafka and keys are shop ids: remembered for the shops seen lately)."""
-    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
 class LedgerWriter:

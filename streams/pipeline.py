@@ -228,7 +228,7 @@ class Pipeline:
         work = [(self.processor(p), records) for p, records in decoded]
         for attempt in range(3):  # after a fence, fold_pass reloads each partition's state
             t0 = time.perf_counter()
-            results = await asyncio.to_thread(fold_pass, work)
+            results = await asyncio.to_thread(fold_pass, work, True)
             self.metrics.observe("fold_batch_ms", (time.perf_counter() - t0) * 1000)
             todo = [(proc, last) for (proc, _r), (_o, last) in zip(work, results, strict=True) if last is not None]
             if not todo:

@@ -38,6 +38,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
+from projections.processor import LedgerGap
 from streams.arrival import ArrivalMerge
 from streams.ingest import FANOUT_HEADER
 from streams.ledger_writer import LedgerWriter
@@ -270,7 +271,14 @@ class LedgerReader(GroupReader):
         oldest = min(records[0].timestamp for _tp, records in batches)
         metrics = self.pipeline.metrics
         metrics.observe("ledger_to_fetch_ms", fetched_ms - oldest)
-        await self.pipeline.evaluate_pass([(tp.partition, records) for tp, records in batches], self.send)
+        try:
+            await self.pipeline.evaluate_pass([(tp.partition, records) for tp, records in batches], self.send)
+        except LedgerGap as gap:  # Redis holds less than it acknowledged (a failover): re-fold from there
+            info("stored state is behind the records fetched; reading again from the stored offsets",
+                 reason=str(gap))
+            metrics.bump("ledger_gaps")
+            await self.on_assigned(consumer, {tp for tp, _records in batches})
+            return
         done_ms = time.time() * 1000
         metrics.observe("ledger_to_commit_ms", done_ms - oldest)
         metrics.observe("evaluate_pass_ms", done_ms - fetched_ms)

@@ -51,6 +51,36 @@ def redis_url(devstack: stack.StackConfig) -> str:
         "TIERSTREAM_TEST_EXTERNAL") == "1" else devstack.redis_url
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(devstack: stack.StackConfig) -> Iterator[str]:
+    """The devstack's Redis Cluster (3 masters, a replica each: the failover test needs them), started
+    for the session unless one runs; its URL. With TIERSTREAM_TEST_EXTERNAL=1, the cluster
+    TIERSTREAM_TEST_REDIS_CLUSTER names (a redis-cluster:// URL), which must then be set."""
+    from devstack import cluster
+
+    if os.environ.get("TIERSTREAM_TEST_EXTERNAL") == "1":
+        url = os.environ.get("TIERSTREAM_TEST_REDIS_CLUSTER")
+        if not url:
+            pytest.fail("TIERSTREAM_TEST_EXTERNAL=1: set TIERSTREAM_TEST_REDIS_CLUSTER to a redis-cluster:// URL "
+                        "(the cluster half of the topology tests)")
+        yield url
+        return
+    cfg = cluster.ClusterConfig.from_env(devstack.home, replicas=1)
+    started = not cluster.healthy(cfg)
+    if started:
+        print(cluster.up(cfg))
+    yield cfg.url
+    print(f"redis cluster: removed {cluster.delete_keys(cfg, TEST_KEY)} test keys")
+    if started and os.environ.get("TIERSTREAM_KEEP_DEVSTACK") != "1":
+        print(cluster.down(cfg))
+
+
+@pytest.fixture(scope="session", params=["single", "cluster"])
+def state_redis_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+    """Where the tests that hold the pipeline's promises keep state: the single Redis, then the cluster."""
+    return redis_url if request.param == "single" else str(request.getfixturevalue("redis_cluster"))
+
+
 @pytest.fixture
 def unique() -> str:
     """A prefix no other test uses: for topic names and Redis namespaces."""

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from projections.clients import sync_redis
 from projections.keys import Keys
 from streams.kafka_io import consume, produce
 from streams.settings import Settings
@@ -172,7 +172,7 @@ def wait_ingested(workers: list[Worker], messages: int, timeout: float = 120) ->
 
 def wait_caught_up(settings: Settings, timeout: float = 180, settle: float = 3.0) -> None:
     """Until the ledger stops growing and every partition's folded offset reached its end."""
-    r = redis.Redis.from_url(str(settings.redis))
+    r = sync_redis(str(settings.redis))
     keys = Keys(settings.namespace)
     deadline, stable_since, last = time.monotonic() + timeout, None, None
     try:
@@ -199,7 +199,7 @@ def state_dump(redis_url: str, namespace: str) -> dict[str, Any]:
 
 
 def delete_namespace(redis_url: str, namespace: str) -> None:
-    r = redis.Redis.from_url(redis_url)
+    r = sync_redis(redis_url)
     try:
         keys = list(r.scan_iter(f"{namespace}:*", count=1000))
         for i in range(0, len(keys), 1000):

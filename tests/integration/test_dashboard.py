@@ -55,14 +55,14 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stacks(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def stacks(kafka_bootstrap: str, state_redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A worker and a dashboard per scenario, started once for the module."""
     made: dict[str, Stack] = {}
 
     def get(name: str) -> Stack:
         if name not in made:
             lines = (SCENARIOS / name / "input.jsonl").read_bytes()
-            s = settings_for(kafka_bootstrap, redis_url, f"t{os.urandom(4).hex()}-dash")
+            s = settings_for(kafka_bootstrap, state_redis_url, f"t{os.urandom(4).hex()}-dash")
             logs = tmp_path_factory.mktemp(name)
             w = Worker(s, logs, name).start().wait_ready()
             d = DashboardServer(s, logs).start()
@@ -76,7 +76,7 @@ def stacks(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPa
     for st in made.values():
         st.dashboard.stop()
         st.worker.stop()
-        delete_namespace(redis_url, st.settings.namespace)
+        delete_namespace(state_redis_url, st.settings.namespace)
 
 
 @pytest.mark.parametrize("name", ["seed001_recruitment_quality", "substandard_after_two_improving",

@@ -72,9 +72,9 @@ def assert_same_meaning(outputs: list[bytes]) -> None:
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
-def test_scenario_end_to_end_equals_the_file_form(folder: Path, kafka_bootstrap: str, redis_url: str, unique: str,
+def test_scenario_end_to_end_equals_the_file_form(folder: Path, kafka_bootstrap: str, state_redis_url: str, unique: str,
                                                   tmp_path: Path) -> None:
-    s = settings_for(kafka_bootstrap, redis_url, unique)
+    s = settings_for(kafka_bootstrap, state_redis_url, unique)
     w = Worker(s, tmp_path, folder.name).start()
     try:
         w.wait_ready()
@@ -91,7 +91,7 @@ def test_scenario_end_to_end_equals_the_file_form(folder: Path, kafka_bootstrap:
         assert check.returncode == 0, check.stdout
     finally:
         w.stop()
-        delete_namespace(redis_url, s.namespace)
+        delete_namespace(state_redis_url, s.namespace)
 
 
 @pytest.fixture(scope="module")
@@ -110,19 +110,19 @@ def rebuilt(s: Settings, namespace: str) -> tuple[list[bytes], dict[str, object]
 
 
 @pytest.fixture(scope="module")
-def live_run(kafka_bootstrap: str, redis_url: str, workload: bytes,
+def live_run(kafka_bootstrap: str, state_redis_url: str, workload: bytes,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, list[bytes], dict[str, object]]]:
     """One worker processes the simulated workload; its ledger stays for the other tests."""
-    s = settings_for(kafka_bootstrap, redis_url, f"t{uuid.uuid4().hex[:8]}-live")
+    s = settings_for(kafka_bootstrap, state_redis_url, f"t{uuid.uuid4().hex[:8]}-live")
     w = Worker(s, tmp_path_factory.mktemp("live")).start().wait_ready()
     try:
         n = produce_lines(s, workload)
         wait_ingested([w], n)
         wait_caught_up(s)
-        yield s, consume_all(s), state_dump(redis_url, s.namespace)
+        yield s, consume_all(s), state_dump(state_redis_url, s.namespace)
     finally:
         w.stop()
-        delete_namespace(redis_url, s.namespace)
+        delete_namespace(state_redis_url, s.namespace)
 
 
 def test_live_state_equals_a_clean_replay_of_its_ledger(
@@ -165,10 +165,10 @@ def test_two_evaluate_workers_equal_one(live_run: tuple[Settings, list[bytes], d
 
 
 def test_sigkill_mid_stream_then_restart_equals_a_clean_replay(
-        kafka_bootstrap: str, redis_url: str, unique: str, workload: bytes, tmp_path: Path) -> None:
+        kafka_bootstrap: str, state_redis_url: str, unique: str, workload: bytes, tmp_path: Path) -> None:
     """A worker killed with SIGKILL while input is arriving, then restarted: Redis ends equal to a
     clean replay of the ledger and no output id carries two payloads."""
-    s = settings_for(kafka_bootstrap, redis_url, f"{unique}-crash")
+    s = settings_for(kafka_bootstrap, state_redis_url, f"{unique}-crash")
     w = Worker(s, tmp_path, "crash").start().wait_ready()
     try:
         producer = threading.Thread(target=produce_lines, args=(s, workload))
@@ -183,14 +183,14 @@ def test_sigkill_mid_stream_then_restart_equals_a_clean_replay(
         producer.join()
         wait_ingested([w], 1)
         wait_caught_up(s)
-        outputs, state = consume_all(s), state_dump(redis_url, s.namespace)
+        outputs, state = consume_all(s), state_dump(state_redis_url, s.namespace)
         assert_same_meaning(outputs)
         replay_outputs, replay_state = rebuilt(s, f"{unique}-crash-rebuild")
         assert replay_state == state
         assert set(replay_outputs) <= set(outputs)
     finally:
         w.stop()
-        delete_namespace(redis_url, s.namespace)
+        delete_namespace(state_redis_url, s.namespace)
 
 
 def ledger_event_ids(s: Settings) -> set[str]:

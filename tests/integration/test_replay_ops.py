@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 import pytest
-import redis
 
 from bench.simulate import INDUSTRIES, SimConfig, Simulator
+from projections.clients import sync_redis
 from projections.keys import Keys, pointer_key
 from replay.export import export
 from replay.file import replay_file
@@ -48,11 +48,11 @@ def cli(s: Settings, *args: str, namespace: str | None = None) -> subprocess.Com
 
 
 @pytest.fixture(scope="module")
-def processed(kafka_bootstrap: str, redis_url: str,
+def processed(kafka_bootstrap: str, state_redis_url: str,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, bytes, list[bytes], Worker]]:
     """A simulated workload processed live by one worker, which keeps running."""
     lines = b"\n".join(Simulator(SimConfig(shops=60, days=34, seed=5, events_per_shop_day=3)).lines()) + b"\n"
-    s = settings_for(kafka_bootstrap, redis_url, f"t{uuid.uuid4().hex[:8]}")
+    s = settings_for(kafka_bootstrap, state_redis_url, f"t{uuid.uuid4().hex[:8]}")
     w = Worker(s, tmp_path_factory.mktemp("replayops")).start().wait_ready()
     try:
         wait_ingested([w], produce_lines(s, lines))
@@ -60,7 +60,7 @@ def processed(kafka_bootstrap: str, redis_url: str,
         yield s, lines, consume_all(s), w
     finally:
         w.stop()
-        delete_namespace(redis_url, s.namespace)
+        delete_namespace(state_redis_url, s.namespace)
 
 
 def test_rebuild_verifies_clean_then_reports_exactly_a_corrupted_key(
@@ -71,9 +71,10 @@ def test_rebuild_verifies_clean_then_reports_exactly_a_corrupted_key(
         clean = cli(s, "replay", "--from-kafka", "--namespace", ns, "--verify")
         assert clean.returncode == 0, clean.stdout + clean.stderr
         assert "verify: 0 difference(s)" in clean.stdout
-        r = redis.Redis.from_url(str(s.redis))
+        r = sync_redis(str(s.redis))
         try:
-            shop_key = sorted(k.decode() for k in r.scan_iter(f"{s.namespace}:{{shop-*}}:s", count=1000))[0]
+            shop_keys = r.scan_iter(f"{s.namespace}:{{{s.namespace}:p*}}:shop-*:s", count=1000)
+            shop_key = sorted(k.decode() for k in shop_keys)[0]
             state = orjson.loads(r.get(shop_key) or b"{}")
             original = r.get(shop_key)
             state["tier"] = "premium" if state.get("tier") != "premium" else "substandard"
@@ -81,7 +82,7 @@ def test_rebuild_verifies_clean_then_reports_exactly_a_corrupted_key(
             again = cli(s, "replay", "--from-kafka", "--namespace", f"{ns}2", "--verify")
             assert again.returncode == 1
             diff_lines = [ln for ln in again.stdout.splitlines() if ln.startswith(("only in", "differs", "output"))]
-            assert diff_lines == [f"differs: {shop_key[len(s.namespace):]}"], again.stdout
+            assert diff_lines == [f"differs: {Keys(s.namespace).relative(shop_key)}"], again.stdout
             assert original is not None
             r.set(shop_key, original)
         finally:
@@ -178,7 +179,7 @@ def test_promote_switches_the_worker_and_drop_refuses_the_live_namespace(
         processed: tuple[Settings, bytes, list[bytes], Worker], unique: str) -> None:
     s, _lines, _outputs, w = processed
     ns = f"{unique}-promoted"
-    r = redis.Redis.from_url(str(s.redis))
+    r = sync_redis(str(s.redis))
     try:
         assert cli(s, "replay", "promote", ns).returncode == 1  # nothing folded there yet
         built = cli(s, "replay", "--from-kafka", "--namespace", ns)
