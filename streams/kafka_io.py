@@ -39,7 +39,8 @@ async def produce(settings: Settings, src: IO[bytes], in_order: bool = True, rat
     `in_order=False` pipelines the sends (faster; cross-topic order then only approximate).
     `rate` paces the sending at that many lines per second (a live feed for demos and benchmarks)."""
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all", linger_ms=0 if in_order else 5)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all", enable_idempotence=True,
+                                linger_ms=0 if in_order else 5)
     await started(producer)
     n = 0
     stamp = 0
