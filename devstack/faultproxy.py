@@ -199,17 +199,30 @@ class ProxyHost:
         for p in self.group(prefix):
             p.latency_s = seconds
 
+    def _each(self, prefix: str, fn: Callable[[FaultProxy], int | None]) -> int:
+        def run() -> int:
+            return sum(fn(p) or 0 for p in self.group(prefix))
+        return self.on_loop(run)
+
     def stall(self, prefix: str, seconds: float) -> None:
-        self.on_loop(lambda: [p.stall(seconds) for p in self.group(prefix)])
+        self._each(prefix, lambda p: p.stall(seconds))
 
     def reset_all(self, prefix: str) -> int:
-        return sum(self.on_loop(lambda: [p.reset_all() for p in self.group(prefix)]))
+        return self._each(prefix, FaultProxy.reset_all)
 
     def half_close_all(self, prefix: str) -> int:
-        return sum(self.on_loop(lambda: [p.half_close_all() for p in self.group(prefix)]))
+        return self._each(prefix, FaultProxy.half_close_all)
 
     def reset_after(self, prefix: str, match: Callable[[bytes], bool], times: int = 1) -> None:
-        self.on_loop(lambda: [p.reset_after(match, times) for p in self.group(prefix)])
+        self._each(prefix, lambda p: p.reset_after(match, times))
+
+    def disarm(self, prefix: str) -> None:
+        def run(p: FaultProxy) -> None:
+            p._armed = None
+        self._each(prefix, run)
+
+    def count(self, prefix: str, stat: str) -> int:
+        return sum(s.get(stat, 0) for name, s in self.stats().items() if name.startswith(prefix))
 
     def stats(self) -> dict[str, dict[str, int]]:
         return self.on_loop(lambda: {name: dict(p.stats) for name, p in sorted(self.proxies.items())})

@@ -264,6 +264,7 @@ class Pipeline:
                 info("batch fenced out; reloading", partitions=[p for p, _r in decoded], attempt=attempt,
                      reason=str(exc))
                 self.metrics.bump("fenced")
+                self.metrics.retried("commit", exc)
                 continue
             self.metrics.bump("batches")
             self.metrics.bump("ledger_folded", sum(len(r) for _p, r in decoded))
