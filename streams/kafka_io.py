@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Iterable
 from typing import IO
 
 import orjson
@@ -32,7 +33,7 @@ def _topic_of_line(line: bytes) -> tuple[str, bytes | None, bool]:
     return topic or "config-changes", key, key is None and etype in GLOBAL_TYPES
 
 
-async def produce(settings: Settings, src: IO[bytes], in_order: bool = True, rate: float | None = None,
+async def produce(settings: Settings, src: Iterable[bytes], in_order: bool = True, rate: float | None = None,
                   progress: bool = False) -> int:
     """Send each line to its input topic keyed by shop_id, in order: each acknowledged before the
     next, with increasing record timestamps, so ingest can restore the file's order across topics.
