@@ -310,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.minutes <= 0 or args.rate <= 0:
         p.error("--minutes and --rate must be positive")
+    import logging
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a killed broker's refused connections, by the dozen
     soak = Soak(args)
     try:
         return soak.run()
