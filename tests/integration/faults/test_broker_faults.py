@@ -79,3 +79,20 @@ def test_rolling_restart_of_all_three_brokers_mid_stream_loses_nothing(
 
     report = run.run(fault)
     print(report)
+
+
+def test_devstack_status_shows_each_broker_and_the_active_controller(cluster: brokers.ClusterConfig) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.integration.live import ROOT
+
+    env = {**os.environ, "TIERSTREAM_DEVSTACK_HOME": str(cluster.home),
+           "TIERSTREAM_DEVSTACK_KAFKA_PORT": str(cluster.base)}
+    out = subprocess.run([sys.executable, "-m", "streams.cli", "devstack", "status", "--brokers", "3"], env=env,
+                         cwd=ROOT, capture_output=True, text=True, timeout=120).stdout.splitlines()
+    nodes = [ln for ln in out if ln.startswith("kafka-")]
+    assert [ln.split(":")[0] for ln in nodes] == ["kafka-1", "kafka-2", "kafka-3"]
+    assert all(": running (pid " in ln for ln in nodes), out
+    assert sum("[active controller]" in ln for ln in nodes) == 1, out
