@@ -58,7 +58,8 @@ class Soak:
         self.cfg = stack.StackConfig.from_env()
         base = int(os.environ.get("TIERSTREAM_TEST_CLUSTER_PORT", str(self.cfg.kafka_port + 200)))
         self.cluster = brokers.ClusterConfig(self.cfg.home / "cluster", base)
-        prefix = f"t{uuid.uuid4().hex[:8]}-soak"
+        # not t<hex>-: a test session's clean-up deletes those topics and keys, on any run beside it
+        prefix = f"soak{uuid.uuid4().hex[:8]}"
         self.s = Settings.from_env({"TIERSTREAM_KAFKA": self.cluster.bootstrap, "TIERSTREAM_REDIS": self.cfg.redis_url,
                                     "TIERSTREAM_TOPIC_PREFIX": f"{prefix}-", "TIERSTREAM_NAMESPACE": prefix})
         self.proxies = ProxyHost()
@@ -68,6 +69,8 @@ class Soak:
         self.web_port = _free_port()
         self.worker: subprocess.Popen[bytes] | None = None
         self.fed = 0
+        self.feed_error: str | None = None
+        self.feeding = threading.Event()  # cleared when the feed ends, however it ends: faults stop with it
         self._redis_bytes = 0
 
     # -- setup ---------------------------------------------------------------------------------
@@ -126,7 +129,14 @@ class Soak:
         return itertools.takewhile(lambda _l: time.monotonic() < until, sim.lines())
 
     def feed(self, until: float) -> None:
-        self.fed = asyncio.run(produce(self.s, self.lines(until), in_order=False, rate=self.args.rate))
+        self.feeding.set()
+        try:
+            self.fed = asyncio.run(produce(self.s, self.lines(until), in_order=False, rate=self.args.rate))
+        except Exception as exc:  # the soak fails with it, after it has sampled what it can
+            self.feed_error = repr(exc)
+            print(f"soak: the feed failed: {exc!r}", file=sys.stderr, flush=True)
+        finally:
+            self.feeding.clear()
 
     # -- faults ------------------------------------------------------------------------------------
 
@@ -154,7 +164,7 @@ class Soak:
     def strike(self, until: float) -> None:
         schedule = itertools.cycle(self.fault_schedule())
         next_at = time.monotonic() + self.args.fault_every
-        while time.monotonic() < until:
+        while time.monotonic() < until and self.feeding.is_set():
             time.sleep(0.2)
             if time.monotonic() >= next_at:
                 name, fault = next(schedule)
@@ -224,6 +234,8 @@ class Soak:
         feeder = threading.Thread(target=self.feed, args=(until,), daemon=True)
         striker = threading.Thread(target=self.strike, args=(until - a.fault_every / 2,), daemon=True)
         feeder.start()
+        while not self.feeding.is_set() and feeder.is_alive():
+            time.sleep(0.05)
         striker.start()
         while feeder.is_alive():
             s = self.sample()
@@ -249,7 +261,8 @@ class Soak:
                    "rss_mb_first": self.samples[0]["rss_mb"], "rss_mb_max": max(x["rss_mb"] for x in self.samples),
                    "rss_growth_last_third": round(growth, 3), "rss_bound": a.rss_bound,
                    "redis_mb_first": self.samples[0]["redis_mb"], "redis_mb_last": last["redis_mb"],
-                   "lag_left": {"input": last["input_lag"], "ledger": last["ledger_lag"]}}
+                   "lag_left": {"input": last["input_lag"], "ledger": last["ledger_lag"]},
+                   "feed_error": self.feed_error}
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         data = ROOT / "artifacts" / "soak.json"
@@ -257,9 +270,10 @@ class Soak:
         plot(self.samples, self.faults, summary, out)
         print(json.dumps(summary, indent=1))
         print(f"soak: samples in {data}, plot in {out}")
-        ok = last["input_lag"] == 0 and last["ledger_lag"] == 0 and growth <= a.rss_bound
+        ok = last["input_lag"] == 0 and last["ledger_lag"] == 0 and growth <= a.rss_bound and not self.feed_error
         if not ok:
-            print("soak: FAILED: " + ("lag left at the end; " if last["input_lag"] or last["ledger_lag"] else "")
+            print("soak: FAILED: " + (f"the feed failed ({self.feed_error}); " if self.feed_error else "")
+                  + ("lag left at the end; " if last["input_lag"] or last["ledger_lag"] else "")
                   + (f"worker RSS grew {growth:.1%} > {a.rss_bound:.0%}" if growth > a.rss_bound else ""))
         return 0 if ok else 1
 
