@@ -58,8 +58,8 @@ class Sampler(threading.Thread):
 
     def __init__(self, worker: Worker) -> None:
         super().__init__(daemon=True)
-        self.worker, self.samples, self.stopping = worker, [], False
-        self.samples: list[tuple[float, dict[str, Any]]]
+        self.worker, self.stopping = worker, False
+        self.samples: list[tuple[float, dict[str, Any]]] = []
 
     def run(self) -> None:
         while not self.stopping:
