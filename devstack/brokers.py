@@ -24,7 +24,6 @@ from typing import Any
 from devstack.stack import HERE, DevstackError, _pid, _port_open, _tail, fetch_kafka
 
 FAULT_OFFSET = 100  # the FAULTY listener's ports sit this far above the client ports
-SESSION_TIMEOUT_MS = 3000  # a killed node is fenced after this (the default 9 s makes every fault test slower)
 
 
 @dataclass(frozen=True)
@@ -100,8 +99,6 @@ transaction.state.log.min.isr={min_isr}
 share.coordinator.state.topic.replication.factor={rf}
 share.coordinator.state.topic.min.isr={min_isr}
 group.initial.rebalance.delay.ms=0
-broker.session.timeout.ms={SESSION_TIMEOUT_MS}
-broker.heartbeat.interval.ms=500
 replica.lag.time.max.ms=10000
 log.retention.ms=-1
 log.retention.bytes=-1
