@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import signal
 import subprocess
@@ -210,14 +211,27 @@ def kill_node(cc: ClusterConfig, node: int, sig: int = signal.SIGKILL, timeout: 
         return f"kafka-{node} not running"
     os.kill(pid, sig)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _pid(cc.pidfile(node)):
+    while time.monotonic() < deadline and not _gone(pid):
         time.sleep(0.1)
-    if _pid(cc.pidfile(node)):
+    if not _gone(pid):
         os.kill(pid, signal.SIGKILL)
-        while _pid(cc.pidfile(node)):
+        while not _gone(pid):
             time.sleep(0.1)
     cc.pidfile(node).unlink(missing_ok=True)
     return f"kafka-{node} stopped ({signal.Signals(sig).name}, pid {pid})"
+
+
+def _gone(pid: int) -> bool:
+    """The process ended. A node this process started (a restart in a test or the soak) is its
+    child: reap it, or it stays a zombie that `kill(pid, 0)` still finds."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return True
+    return False
 
 
 def down(cc: ClusterConfig) -> list[str]:
