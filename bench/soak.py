@@ -292,21 +292,27 @@ def plot(samples: list[dict[str, Any]], faults: list[dict[str, Any]], summary: d
     axes[0].plot(t, [s["rss_mb"] for s in samples], label="worker RSS (MB)")
     axes[0].plot(t, [s["redis_mb"] for s in samples], label="Redis used_memory (MB)")
     axes[0].set_ylabel("MB")
-    axes[1].plot(t, [max(s["input_lag"], 0) for s in samples], label="input lag (records)")
-    axes[1].plot(t, [max(s["ledger_lag"], 0) for s in samples], label="ledger lag (records)")
+    for key in ("input_lag", "ledger_lag"):  # -1: a broker was down at that sample, lag unknown
+        axes[1].plot(t, [s[key] if s[key] >= 0 else float("nan") for s in samples],
+                     label=key.replace("_", " ") + " (records)")
     axes[1].set_ylabel("records")
     for key in ("input_to_ledger_ms_p99", "ledger_to_commit_ms_p99"):
-        axes[2].plot(t, [s[key] or 0 for s in samples], label=key.replace("_p99", " p99"))
+        # a sample whose /health did not answer in time has no latency: a gap, not a zero
+        axes[2].plot(t, [s[key] if s[key] is not None else float("nan") for s in samples],
+                     label=key.replace("_p99", " p99"))
     axes[2].set_ylabel("ms")
     axes[2].set_yscale("log")
     axes[2].set_xlabel("minutes")
     for ax in axes:
         for f in faults:
             ax.axvline(f["t"] / 60, color="grey", alpha=0.3, linewidth=1)
+        ax.axvline(summary["minutes"], color="black", linestyle="--", linewidth=1)  # the feed stops
         ax.legend(loc="upper left", fontsize=8)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"soak: {summary['minutes']} min at {summary['rate']:,.0f} events/s, {len(faults)} faults "
-                 f"(grey lines); worker RSS growth over the last third {summary['rss_growth_last_third']:.1%}")
+    fig.suptitle(f"soak: {summary['minutes']:g} min at {summary['rate']:,.0f} events/s "
+                 "(the feed stops at the dashed line), "
+                 f"{len(faults)} faults (grey lines)\nworker RSS growth over the last third "
+                 f"{summary['rss_growth_last_third']:.1%}; lag left {summary['lag_left']}", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=90)
 
@@ -321,7 +327,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rss-bound", type=float, default=0.10,
                    help="largest allowed worker RSS growth from the second third to the last (fraction)")
     p.add_argument("--out", default=str(ROOT / "docs" / "soak.png"))
+    p.add_argument("--replot", metavar="SOAK_JSON",
+                   help="only draw --out again from a run's samples (artifacts/soak.json)")
     args = p.parse_args(argv)
+    if args.replot:
+        run = json.loads(Path(args.replot).read_text())
+        plot(run["samples"], run["summary"]["faults"], run["summary"], Path(args.out))
+        return 0
     if args.minutes <= 0 or args.rate <= 0:
         p.error("--minutes and --rate must be positive")
     import logging
