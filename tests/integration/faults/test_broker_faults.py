@@ -24,11 +24,14 @@ def _run(cluster: brokers.ClusterConfig, redis_url: str, name: str, tmp_path: Pa
     return FaultRun(name.split("-", 1)[1], s, s, tmp_path, **kw)
 
 
-def _bounce(cluster: brokers.ClusterConfig, node: int, sig: int) -> None:
+def _bounce(cluster: brokers.ClusterConfig, node: int, sig: int, topic: str) -> None:
+    """Kill a node, start it again, and wait until it is back in every replica set of `topic` (a
+    killed node stays registered until its session times out: registration alone proves nothing)."""
     brokers.kill_node(cluster, node, sig)
     time.sleep(DOWN_S)
     brokers.start_node(cluster, node)
-    brokers.wait_ready(cluster, timeout=120)
+    brokers.wait_ready(cluster, timeout=240)
+    brokers.wait_in_sync(cluster, topic, timeout=240)
 
 
 @pytest.mark.faults_long  # the controller test below kills a broker too, in the short run
@@ -38,7 +41,7 @@ def test_sigkill_of_one_broker_mid_stream_then_restart_loses_nothing(
 
     def fault(w: Worker) -> dict[str, Any]:
         node = brokers.leaders(cluster, run.s.topic(LEDGER))[0]  # the leader of ledger partition 0
-        _bounce(cluster, node, signal.SIGKILL)
+        _bounce(cluster, node, signal.SIGKILL, run.s.topic(LEDGER))
         return {"killed_node": node}
 
     report = run.run(fault)
@@ -55,7 +58,7 @@ def test_sigkill_of_the_controller_and_ledger_leader_mid_stream_loses_nothing(
     def fault(w: Worker) -> dict[str, Any]:
         controller = int(brokers.describe(cluster)["controller_id"])
         led = sorted(p for p, leader in brokers.leaders(cluster, run.s.topic(LEDGER)).items() if leader == controller)
-        _bounce(cluster, controller, signal.SIGKILL)
+        _bounce(cluster, controller, signal.SIGKILL, run.s.topic(LEDGER))
         after = int(brokers.describe(cluster)["controller_id"])
         return {"killed_controller": controller, "ledger_partitions_it_led": led, "controller_after": after}
 
@@ -73,8 +76,7 @@ def test_rolling_restart_of_all_three_brokers_mid_stream_loses_nothing(
 
     def fault(w: Worker) -> dict[str, Any]:
         for node in cluster.ids:
-            _bounce(cluster, node, signal.SIGTERM)
-            brokers.wait_in_sync(cluster, run.s.topic(LEDGER))
+            _bounce(cluster, node, signal.SIGTERM, run.s.topic(LEDGER))
         return {"restarted": list(cluster.ids)}
 
     report = run.run(fault)
@@ -90,9 +92,14 @@ def test_devstack_status_shows_each_broker_and_the_active_controller(cluster: br
 
     env = {**os.environ, "TIERSTREAM_DEVSTACK_HOME": str(cluster.home),
            "TIERSTREAM_DEVSTACK_KAFKA_PORT": str(cluster.base)}
-    out = subprocess.run([sys.executable, "-m", "streams.cli", "devstack", "status", "--brokers", "3"], env=env,
-                         cwd=ROOT, capture_output=True, text=True, timeout=120).stdout.splitlines()
-    nodes = [ln for ln in out if ln.startswith("kafka-")]
+    deadline = time.monotonic() + 120
+    while True:  # a node restarted by another test may still be registering: status is a snapshot
+        out = subprocess.run([sys.executable, "-m", "streams.cli", "devstack", "status", "--brokers", "3"], env=env,
+                             cwd=ROOT, capture_output=True, text=True, timeout=120).stdout.splitlines()
+        nodes = [ln for ln in out if ln.startswith("kafka-")]
+        if all(": running (pid " in ln for ln in nodes) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert [ln.split(":")[0] for ln in nodes] == ["kafka-1", "kafka-2", "kafka-3"]
     assert all(": running (pid " in ln for ln in nodes), out
     assert sum("[active controller]" in ln for ln in nodes) == 1, out
