@@ -29,6 +29,10 @@ def _bounce(cluster: brokers.ClusterConfig, node: int, sig: int, topic: str) -> 
     killed node stays registered until its session times out: registration alone proves nothing)."""
     brokers.kill_node(cluster, node, sig)
     time.sleep(DOWN_S)
+    deadline = time.monotonic() + 60
+    while node in {b["node_id"] for b in brokers.describe(cluster).get("brokers", [])}:  # until the cluster noticed
+        assert time.monotonic() < deadline, f"the cluster still lists node {node} a minute after it was killed"
+        time.sleep(0.5)
     brokers.start_node(cluster, node)
     brokers.wait_ready(cluster, timeout=240)
     brokers.wait_in_sync(cluster, topic, timeout=240)
