@@ -7,10 +7,11 @@ import asyncio
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
+from faust.transport.drivers.aiokafka import Producer as FaustKafkaProducer
 from faust.web import Request, Response, View
 
 from streams.metrics import info
@@ -41,6 +42,7 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
         datadir=os.path.join(tempfile.gettempdir(), f"tierstream-faust-{settings.topic_prefix}{port}"),
         producer_acks=-1,
     )
+    app.transport.Producer = IdempotentProducer  # type: ignore[misc]  # outputs, dead letters, markers
     # No Faust stream consumes anything (the readers below are raw aiokafka consumers): the app runs
     # as a producer + web server + timers + tasks, and never joins a Faust consumer group.
     app.producer_only = True
@@ -102,6 +104,14 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
     return app, pipeline
 
 
+class IdempotentProducer(FaustKafkaProducer):
+    """Faust's aiokafka producer with `enable_idempotence` (Faust sets it only inside transactions):
+    a send retried after a lost acknowledgement is written once and in order."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
 def _tolerant(pipeline: Pipeline, name: str, step: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
     """A timer step that survives the broker or Redis going away: it fails this tick and tries the next
     (logged once per incident, counted in /health)."""
@@ -116,6 +126,7 @@ def _tolerant(pipeline: Pipeline, name: str, step: Callable[[], Awaitable[None]]
             raise
         except Exception as exc:
             pipeline.metrics.bump(f"{name}_errors")
+            pipeline.metrics.retried(name, exc)
             if not failing:
                 info(f"{name} step failed; retrying every tick", error=repr(exc))
             failing = True
@@ -140,6 +151,7 @@ def _supervised(app: faust.App, reader: GroupReader) -> Callable[[], Awaitable[N
                 if asyncio.get_running_loop().time() - started > 60:
                     pause = READER_RESTART_MIN_S  # it had been running fine: a new incident
                 reader.pipeline.metrics.bump(f"{reader.name}_restarts")
+                reader.pipeline.metrics.retried(reader.name, exc)
                 info(f"{reader.name} reader failed; restarting", error=repr(exc), pause_s=pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, READER_RESTART_MAX_S)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devstack import stack
 
 
 def _count(text: str) -> int:
@@ -224,6 +228,8 @@ def _devstack(args: argparse.Namespace) -> int:
 
     cfg = stack.StackConfig.from_env()
     try:
+        if _devstack_cluster(cfg, args):
+            return 0 if args.action != "status" or args.cluster_ok else 1
         if args.action == "up":
             lines = stack.up(cfg, args.redis_cluster, args.replicas)
         elif args.action == "down":
@@ -239,6 +245,18 @@ def _devstack(args: argparse.Namespace) -> int:
         return 1
     print("\n".join(lines))
     return 0
+
+
+def _devstack_cluster(cfg: stack.StackConfig, args: argparse.Namespace) -> bool:
+    """`--brokers N` (N > 1, or the cluster the last `up` started): the cluster takes the one broker's place."""
+    from devstack import brokers
+
+    cc = brokers.for_stack(cfg.home, cfg.kafka_port, args.brokers)
+    if cc is None:
+        return False
+    args.cluster_ok, lines = brokers.stack_action(cfg, cc, args.action)
+    print("\n".join(lines))
+    return True
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -347,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--redis-cluster", action="store_true",
                    help="up: also a Redis Cluster of 3 masters (TIERSTREAM_DEVSTACK_CLUSTER_PORT, default 17100)")
     d.add_argument("--replicas", type=int, choices=[0, 1], default=0, help="up --redis-cluster: replicas per master")
+    d.add_argument("--brokers", type=int, default=None,
+                   help="Kafka nodes (KRaft, replicated); default 1, or as many as the last `up` "
+                        "(docs/reliability.md)")
     d.set_defaults(func=_devstack)
     return p
 

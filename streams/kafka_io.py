@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from typing import IO
+from collections.abc import Iterable
+from typing import IO, Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -14,6 +15,8 @@ from streams.ingest import FANOUT_HEADER
 from streams.settings import Settings
 from streams.topics import OUTPUT_TOPICS, ensure_topics, started
 from tiering.contract import GLOBAL_TYPES, TOPIC_OF_TYPE
+
+SEND_STUCK_S = 30.0  # an in-order send not acknowledged by then goes again through a new producer
 
 
 def _topic_of_line(line: bytes) -> tuple[str, bytes | None, bool]:
@@ -32,15 +35,20 @@ def _topic_of_line(line: bytes) -> tuple[str, bytes | None, bool]:
     return topic or "config-changes", key, key is None and etype in GLOBAL_TYPES
 
 
-async def produce(settings: Settings, src: IO[bytes], in_order: bool = True, rate: float | None = None,
+async def produce(settings: Settings, src: Iterable[bytes], in_order: bool = True, rate: float | None = None,
                   progress: bool = False) -> int:
     """Send each line to its input topic keyed by shop_id, in order: each acknowledged before the
     next, with increasing record timestamps, so ingest can restore the file's order across topics.
     `in_order=False` pipelines the sends (faster; cross-topic order then only approximate).
     `rate` paces the sending at that many lines per second (a live feed for demos and benchmarks)."""
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all", linger_ms=0 if in_order else 5)
-    await started(producer)
+
+    async def new_producer() -> AIOKafkaProducer:
+        return await started(AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all", enable_idempotence=True,
+                                              linger_ms=0 if in_order else 5))
+
+    producer = await new_producer()
+    abandoned: list[Any] = []  # stuck producers being stopped in the background
     n = 0
     stamp = 0
     t0 = time.monotonic()
@@ -60,9 +68,21 @@ async def produce(settings: Settings, src: IO[bytes], in_order: bool = True, rat
             for p in targets:
                 fut = await producer.send(settings.topic(topic), line, key=key, timestamp_ms=stamp, partition=p,
                                           headers=headers or None)
-                if in_order:
-                    await fut
-                else:
+                while in_order:
+                    try:
+                        await asyncio.wait_for(asyncio.shield(fut), SEND_STUCK_S)
+                        break
+                    except TimeoutError:
+                        # aiokafka can retry a send for a partition whose leader moved without end
+                        # (aio-libs/aiokafka#1018): a new producer, the same record again (ingest drops
+                        # the copy if the first one lands after all: same event id and ts)
+                        print(f"produce: a send was stuck {SEND_STUCK_S:.0f} s; sending again with a new producer",
+                              file=sys.stderr, flush=True)
+                        old, producer = producer, await new_producer()
+                        abandoned.append(asyncio.get_running_loop().create_task(old.stop()))
+                        fut = await producer.send(settings.topic(topic), line, key=key, timestamp_ms=stamp,
+                                                  partition=p, headers=headers or None)
+                if not in_order:
                     pending.append(fut)
             n += 1
             if rate:

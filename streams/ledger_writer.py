@@ -24,6 +24,15 @@ MAX_BATCH_BYTES = 512 * 1024  # below the broker's default message.max.bytes (1 
 LedgerRecord = tuple[bytes | None, bytes, int | None]  # key, value, partition (None: by key)
 
 
+class PartialWrite(Exception):
+    """Some partitions' batches failed (the broker went away): `written` are the partitions whose
+    every batch the broker acknowledged, so the caller can record those and re-read only the rest."""
+
+    def __init__(self, written: set[int], cause: BaseException) -> None:
+        super().__init__(f"ledger write failed on some partitions ({cause!r}); written: {sorted(written)}")
+        self.written, self.cause = written, cause
+
+
 class LedgerWriter:
     def __init__(self, bootstrap: str, partitions: int) -> None:
         self.bootstrap, self.partitions = bootstrap, partitions
@@ -38,7 +47,10 @@ class LedgerWriter:
     async def start(self) -> None:
         """Connect a producer of its own (made here: aiokafka binds it to the running loop)."""
         if self._producer is None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
+            # idempotent: a batch retried after a lost acknowledgement (a broker or the network failing)
+            # is written once, in order
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
+                                        linger_ms=0,
                                         max_batch_size=MAX_BATCH_BYTES, max_request_size=2 * MAX_BATCH_BYTES)
             await started(producer)
             self._producer = producer
@@ -48,28 +60,41 @@ class LedgerWriter:
         if producer is not None:
             await producer.stop()
 
+    def partition_of(self, record: LedgerRecord) -> int:
+        key, _value, p = record
+        if p is None:
+            if key is None:
+                raise ValueError("a ledger record needs a key or a partition")
+            p = partition_for(key, self.partitions)
+        return p
+
     async def write(self, topic: str, records: Sequence[LedgerRecord]) -> None:
-        """Append the records (in order per partition) and wait until the broker has them all."""
-        await asyncio.gather(*await self.enqueue(topic, records))
+        """Append the records (in order per partition) and wait until the broker has them all;
+        `PartialWrite` says which partitions were written when some were not."""
+        sent = await self._send(topic, records)
+        results = await asyncio.gather(*(f for _p, f in sent), return_exceptions=True)
+        lost = {p for (p, _f), r in zip(sent, results, strict=True) if isinstance(r, BaseException)}
+        if lost:
+            cause = next(r for r in results if isinstance(r, BaseException))
+            raise PartialWrite({p for p, _f in sent} - lost, cause)
 
     async def enqueue(self, topic: str, records: Sequence[LedgerRecord]) -> list[Any]:
         """Hand the records to the producer as one batch per partition (in order per partition);
         return the batches' delivery futures without waiting for them."""
+        return [f for _p, f in await self._send(topic, records)]
+
+    async def _send(self, topic: str, records: Sequence[LedgerRecord]) -> list[tuple[int, Any]]:
         by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
-        for key, value, p in records:
-            if p is None:
-                if key is None:
-                    raise ValueError("a ledger record needs a key or a partition")
-                p = partition_for(key, self.partitions)
-            by_partition.setdefault(p, []).append((key, value))
-        futures: list[Any] = []
+        for record in records:
+            by_partition.setdefault(self.partition_of(record), []).append((record[0], record[1]))
+        futures: list[tuple[int, Any]] = []
         for p, items in sorted(by_partition.items()):
             batch = self.producer.create_batch()
             for key, value in items:
                 if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start another
-                    futures.append(await self.producer.send_batch(batch, topic, partition=p))
+                    futures.append((p, await self.producer.send_batch(batch, topic, partition=p)))
                     batch = self.producer.create_batch()
                     if batch.append(key=key, value=value, timestamp=None) is None:
                         raise ValueError(f"a ledger record of {len(value)} bytes does not fit a batch")
-            futures.append(await self.producer.send_batch(batch, topic, partition=p))
+            futures.append((p, await self.producer.send_batch(batch, topic, partition=p)))
         return futures

@@ -27,6 +27,15 @@ class Metrics:
     def __init__(self) -> None:
         self.counters: dict[str, int] = {}
         self._windows: dict[str, deque[float]] = {}
+        self.retries: dict[str, dict[str, Any]] = {}
+
+    def retried(self, what: str, error: BaseException) -> None:
+        """A step failed and will be tried again (a reader restarted, a timer step failed): counted
+        with its last error and when (wall clock: for people reading /health, no decision uses it)."""
+        entry = self.retries.setdefault(what, {"count": 0})
+        entry["count"] += 1
+        entry["last_error"] = repr(error)[:300]
+        entry["last_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
     def bump(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
@@ -38,7 +47,8 @@ class Metrics:
         window.append(ms)
 
     def snapshot(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"counters": dict(sorted(self.counters.items()))}
+        out: dict[str, Any] = {"counters": dict(sorted(self.counters.items())),
+                               "retries": {k: dict(v) for k, v in sorted(self.retries.items())}}
         for name, window in sorted(self._windows.items()):
             lat = sorted(window)
             if lat:

@@ -18,8 +18,8 @@ from projections.keys import Keys, resolve_namespace
 from projections.processor import PartitionProcessor, commit_pass, fold_pass
 from projections.redis_store import FencedOut, RedisStore, queue_script
 from streams import clock
-from streams.ingest import encode, route
-from streams.ledger_writer import LedgerRecord, LedgerWriter
+from streams.ingest import Routed, encode, route
+from streams.ledger_writer import LedgerRecord, LedgerWriter, PartialWrite
 from streams.metrics import Metrics, info
 from streams.settings import Settings
 from streams.topics import INPUT_TOPICS, LEDGER
@@ -127,6 +127,7 @@ class Pipeline:
         futures: list[Any] = []
         appended: list[LedgerRecord] = []
         fresh: list[tuple[str, int]] = []
+        fresh_routes: list[Routed] = []  # each fresh event's route: which ledger partitions it went to
         max_ts: dict[tuple[str, int], int] = {}  # per input partition, named once per batch below
         for m, r, eid in routed:
             if r.dead is not None:
@@ -143,17 +144,37 @@ class Pipeline:
                 appended.append((r.key, value, p))
             ts = r.event["ts"]
             fresh.append((eid, ts))
+            fresh_routes.append(r)
             if ts > max_ts.get((m.topic, m.partition), ts - 1):
                 max_ts[m.topic, m.partition] = ts
         if appended:
-            await ledger.write(self.settings.topic(LEDGER), appended)
+            try:
+                await ledger.write(self.settings.topic(LEDGER), appended)
+            except PartialWrite as exc:
+                # what reached the ledger is recorded as seen, so the batch read again after the
+                # reader restarts appends only what is missing (each event in the ledger once)
+                self.metrics.bump("ledger_partial_writes")
+                written = [f for f, r in zip(fresh, fresh_routes, strict=True)
+                           if self._ledger_partitions(r, ledger) <= exc.written]
+                if written:
+                    await self._remember(written).execute()
+                raise exc.cause from exc
         await asyncio.gather(*futures)
-        pipe = self.aredis.pipeline(transaction=False)
-        for bucket, ids in self._buckets(fresh).items():
-            pipe.hset(bucket, mapping=dict.fromkeys(ids, 1))
-            pipe.expire(bucket, DEDUPE_TTL_S)
+        pipe = self._remember(fresh)
         await self.report_progress({f"{topic}/{part}": ts for (topic, part), ts in max_ts.items()}, pending, pipe)
         self.metrics.bump("ledger_out", len(fresh))
+
+    def _remember(self, ids: Sequence[tuple[str, int]]) -> Any:
+        """A pipeline that records these ids as appended to the ledger (not yet executed)."""
+        pipe = self.aredis.pipeline(transaction=False)
+        for bucket, bucket_ids in self._buckets(ids).items():
+            pipe.hset(bucket, mapping=dict.fromkeys(bucket_ids, 1))
+            pipe.expire(bucket, DEDUPE_TTL_S)
+        return pipe
+
+    @staticmethod
+    def _ledger_partitions(r: Routed, ledger: LedgerWriter) -> set[int]:
+        return set(r.partitions) if r.partitions is not None else {ledger.partition_of((r.key, b"", None))}
 
     async def report_progress(self, max_ts: dict[str, int], pending: dict[str, bool], pipe: Any = None) -> None:
         """Tell the clock how far each input partition got, and which still have records waiting
@@ -243,6 +264,7 @@ class Pipeline:
                 info("batch fenced out; reloading", partitions=[p for p, _r in decoded], attempt=attempt,
                      reason=str(exc))
                 self.metrics.bump("fenced")
+                self.metrics.retried("commit", exc)
                 continue
             self.metrics.bump("batches")
             self.metrics.bump("ledger_folded", sum(len(r) for _p, r in decoded))

@@ -52,6 +52,12 @@ TOP_UP_MS = 5  # the ledger reader's second look for records appended while it w
 COMMIT_EVERY_S = 1.0  # a reader's group offsets are committed this often (a round trip a second, not a batch)
 MAX_RECORDS = 5000  # per getmany
 ARRIVAL_MAX_HOLD_S = 5.0  # see docs/design-notes.md, "Arrival order"
+# aiokafka waits for a group coordinator without end: a coordinator on a broker that lost its place
+# in the cluster (alive, answering, no longer registered) held a commit, and the reader, for minutes
+COMMIT_TIMEOUT_S = 15.0
+# a batch (ledger append, fold, commit) that takes this long is stuck, not slow (p99 ≈ 6 s on a loaded
+# machine): the reader restarts from what was committed, as after any failure (docs/reliability.md)
+HANDLE_TIMEOUT_S = 60.0
 
 
 def _merged(first: dict[TopicPartition, list[ConsumerRecord]],
@@ -103,7 +109,10 @@ class GroupReader:
                 if got and self.top_up:
                     got = _merged(got, await consumer.getmany(timeout_ms=TOP_UP_MS, max_records=MAX_RECORDS))
                 async with self._lock:
-                    await self.handle(consumer, got)
+                    try:
+                        await asyncio.wait_for(self.handle(consumer, got), HANDLE_TIMEOUT_S)
+                    except TimeoutError as exc:
+                        raise TimeoutError(f"{self.name}: a batch took over {HANDLE_TIMEOUT_S:.0f} s") from exc
                     await self.commit_if_due(consumer)
         finally:
             with contextlib.suppress(Exception):
@@ -154,10 +163,13 @@ class GroupReader:
         if not mine:
             return
         try:
-            await consumer.commit(mine)
-        except CommitFailedError as exc:  # a rebalance got there first: the next owner reads them again
+            await asyncio.wait_for(consumer.commit(mine), COMMIT_TIMEOUT_S)
+        except (CommitFailedError, TimeoutError) as exc:
+            # a rebalance got there first, or no coordinator answered: the offsets are committed with
+            # the next commit, or the next owner reads those records again (and drops them as seen)
             self.pipeline.metrics.bump(f"{self.name}_commit_failed")
-            info(f"{self.name} commit failed", reason=str(exc))
+            self.pipeline.metrics.retried(f"{self.name}_commit", exc)
+            info(f"{self.name} commit failed", reason=repr(exc))
 
 
 class IngestReader(GroupReader):

@@ -33,6 +33,7 @@ class Settings:
     partitions: int = 8
     roles: frozenset[str] = frozenset({"ingest", "clock", "evaluate"})
     feed_interval_ms: int = 250  # a shop's dashboard feed announces at most one change per interval
+    replication: int = 0  # topics' replication factor; 0: min(3, brokers in the cluster) (docs/reliability.md)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -43,6 +44,9 @@ class Settings:
         feed_ms = e.get("TIERSTREAM_FEED_INTERVAL_MS", str(cls.feed_interval_ms))
         if not feed_ms.isdigit():
             raise ValueError(f"TIERSTREAM_FEED_INTERVAL_MS must be a non-negative integer, got {feed_ms!r}")
+        replication = e.get("TIERSTREAM_REPLICATION", "auto")
+        if not (replication == "auto" or (replication.isdigit() and int(replication) >= 1)):
+            raise ValueError(f"TIERSTREAM_REPLICATION must be 'auto' or a positive integer, got {replication!r}")
         roles = frozenset(r.strip() for r in e.get("TIERSTREAM_ROLES", "ingest,clock,evaluate").split(",") if r.strip())
         unknown = roles - {"ingest", "clock", "evaluate"}
         if unknown or not roles:
@@ -55,6 +59,7 @@ class Settings:
             partitions=int(partitions),
             roles=roles,
             feed_interval_ms=int(feed_ms),
+            replication=0 if replication == "auto" else int(replication),
         )
 
     def topic(self, name: str) -> str:

@@ -51,15 +51,26 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
         await asyncio.sleep(0.1)
 
 
+def replication_for(settings: Settings, brokers: int) -> tuple[int, dict[str, str]]:
+    """The replication factor and the topic config that goes with it: TIERSTREAM_REPLICATION, or
+    min(3, brokers); from 3 replicas on, a write (acks=all) needs all but one in sync, so one
+    broker may fail without losing an acknowledged record or stopping the writers."""
+    rf = settings.replication or min(3, max(1, brokers))
+    if rf > brokers:
+        raise ValueError(f"TIERSTREAM_REPLICATION={rf} but the cluster has {brokers} broker(s)")
+    return rf, ({"min.insync.replicas": str(rf - 1)} if rf >= 3 else {})
+
+
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create every topic that is missing; return the names created. Idempotent."""
     admin = await started(AIOKafkaAdminClient(bootstrap_servers=settings.kafka))
     try:
         existing = set(await admin.list_topics())
         wanted = [settings.topic(t) for t in ALL_TOPICS]
+        rf, configs = replication_for(settings, len((await admin.describe_cluster())["brokers"]))
         missing = [
-            NewTopic(name, num_partitions=settings.partitions, replication_factor=1,
-                     topic_configs=TOPIC_CONFIGS.get(t, {}))
+            NewTopic(name, num_partitions=settings.partitions, replication_factor=rf,
+                     topic_configs={**configs, **TOPIC_CONFIGS.get(t, {})})
             for t, name in zip(ALL_TOPICS, wanted, strict=True) if name not in existing
         ]
         if missing:

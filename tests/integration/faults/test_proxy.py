@@ -1,0 +1,129 @@
+"""The fault proxy itself, against a loopback echo server: each fault does what it says."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from devstack.faultproxy import FaultProxy, ProxyHost, redis_exec
+from tests.integration.live import free_port
+
+pytestmark = pytest.mark.faults
+
+
+@pytest.fixture
+def echo() -> Iterator[tuple[int, list[bytes]]]:
+    """An echo server on loopback; the list gets every chunk it received."""
+    got: list[bytes] = []
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+
+    def serve(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(ConnectionResetError, BrokenPipeError):  # the proxy's resets reach it too
+            while data := conn.recv(65536):
+                got.append(data)
+                conn.sendall(data)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield srv.getsockname()[1], got
+    srv.close()
+
+
+@pytest.fixture
+def proxy(echo: tuple[int, list[bytes]]) -> Iterator[tuple[ProxyHost, FaultProxy]]:
+    host = ProxyHost()
+    p = host.add(FaultProxy(free_port(), echo[0], "echo"))
+    yield host, p
+    host.close()
+
+
+def _client(p: FaultProxy) -> socket.socket:
+    c = socket.create_connection(("127.0.0.1", p.listen_port), timeout=10)
+    c.sendall(b"hello")
+    assert c.recv(100) == b"hello"  # healthy until told otherwise
+    return c
+
+
+def test_a_stall_holds_data_until_it_ends(proxy: tuple[ProxyHost, FaultProxy]) -> None:
+    host, p = proxy
+    c = _client(p)
+    host.stall("echo", 1.5)
+    c.sendall(b"held")
+    c.settimeout(0.5)
+    with pytest.raises(TimeoutError):
+        c.recv(100)  # nothing comes back while the stall lasts
+    c.settimeout(10)
+    assert c.recv(100) == b"held"  # and then it does, nothing lost
+    c.close()
+
+
+def test_a_reset_aborts_every_connection(proxy: tuple[ProxyHost, FaultProxy]) -> None:
+    host, p = proxy
+    c = _client(p)
+    assert host.reset_all("echo") == 1
+    with pytest.raises(ConnectionResetError):
+        c.sendall(b"x")
+        c.recv(100)
+    c.close()
+
+
+def test_a_reset_after_a_request_lets_the_server_do_the_work_and_loses_the_answer(
+        proxy: tuple[ProxyHost, FaultProxy], echo: tuple[int, list[bytes]]) -> None:
+    host, p = proxy
+    c = _client(p)
+    host.reset_after("echo", redis_exec)
+    c.sendall(b"*1\r\n$4\r\nEXEC\r\n")
+    with pytest.raises(ConnectionResetError):
+        assert c.recv(100) == b""
+    deadline = time.monotonic() + 5
+    while b"*1\r\n$4\r\nEXEC\r\n" not in echo[1]:
+        assert time.monotonic() < deadline, "the request should have reached the server"
+        time.sleep(0.05)
+    assert host.count("echo", "resets_after_request") == 1 and not p.armed
+    c.close()
+
+
+def test_a_half_close_ends_the_replies_but_not_the_requests(
+        proxy: tuple[ProxyHost, FaultProxy], echo: tuple[int, list[bytes]]) -> None:
+    host, p = proxy
+    c = _client(p)
+    assert host.half_close_all("echo") == 1
+    assert c.recv(100) == b""  # EOF from the "server"
+    c.sendall(b"still heard")
+    deadline = time.monotonic() + 5
+    while b"still heard" not in echo[1]:
+        assert time.monotonic() < deadline, "the client's direction should stay open"
+        time.sleep(0.05)
+    c.close()
+
+
+def test_latency_delays_but_keeps_order(proxy: tuple[ProxyHost, FaultProxy]) -> None:
+    host, p = proxy
+    c = _client(p)
+    host.set_latency("echo", 0.3)
+    c.sendall(b"a")
+    c.settimeout(0.1)
+    with pytest.raises(TimeoutError):
+        c.recv(100)  # not yet: held for the latency
+    c.settimeout(10)
+    data = b""
+    c.sendall(b"b")
+    while len(data) < 2:
+        data += c.recv(100)
+    assert data == b"ab"
+    c.close()
