@@ -49,7 +49,7 @@ def _replay(args: argparse.Namespace) -> int:
               "(or --from-kafka)", file=sys.stderr)
         return 2
     try:
-        return replay_main(args.input, args.output, RuleParams())
+        return replay_main(args.input, args.output, RuleParams(), workers=args.workers or 1)
     except OSError as exc:
         print(f"tierstream replay: {exc}", file=sys.stderr)
         return 2
@@ -280,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--standards", help="what-if: industry standards (JSON) that apply throughout")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="what-if: a rule parameter (repeatable)")
     r.add_argument("--report", help="what-if: also write the report as JSON to this file")
+    r.add_argument("--workers", type=_count, help="processes: shops split among them for a file (default 1), "
+                                                 "ledger partitions for --from-kafka (default: the cores)")
     r.set_defaults(func=_replay)
 
     s = sub.add_parser("simulate", help="write a realistic, seeded workload in the input contract")
