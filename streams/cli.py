@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 
 def _count(text: str) -> int:
@@ -80,12 +81,11 @@ def _replay_action(args: argparse.Namespace) -> int:
 
 
 def _replay_kafka(args: argparse.Namespace) -> int:
-    import asyncio
     import json
     import uuid
 
     from projections.keys import resolve_namespace_sync
-    from replay.ledger import Bound, rebuild
+    from replay.ledger import Bound
     from replay.verify import diff_namespaces, diff_outputs
     from replay.whatif import WhatIfError, load_standards, parse_sets, report_namespaces, table
     from streams.settings import Settings
@@ -108,8 +108,9 @@ def _replay_kafka(args: argparse.Namespace) -> int:
         print("tierstream replay: --verify compares with what is live; a what-if differs on purpose", file=sys.stderr)
         return 2
     namespace = args.namespace or f"{'whatif' if what_if else 'rebuild'}-{uuid.uuid4().hex[:8]}"
-    result = asyncio.run(rebuild(settings, namespace, params=params, progress=True,
-                                 keep_outputs=bool(args.verify), start=start, stop=stop))
+    result = _rebuild(args, settings, namespace, params, start, stop)
+    if result is None:
+        return 1
     print(f"replay: folded {result.records} ledger records into namespace {namespace!r} "
           f"in {result.seconds:.1f}s ({result.records / max(result.seconds, 1e-9):,.0f}/s)", file=sys.stderr)
     import redis as redis_lib
@@ -146,6 +147,29 @@ def _replay_kafka(args: argparse.Namespace) -> int:
         print(f"verify: {len(diffs)} difference(s) between {live!r} and {namespace!r}")
         return 1 if diffs else 0
     return 0
+
+
+def _rebuild(args: argparse.Namespace, settings: Any, namespace: str, params: Any, start: Any,
+             stop: Any) -> Any:
+    """The rebuild on `--workers` processes (default: the cores); None when it failed (said why)."""
+    import asyncio
+    import os
+
+    from replay.ledger import rebuild
+    from replay.parallel import rebuild_parallel
+    from replay.procs import ChildFailed
+
+    workers = args.workers or os.cpu_count() or 1
+    if workers == 1:
+        return asyncio.run(rebuild(settings, namespace, params=params, progress=True,
+                                   keep_outputs=bool(args.verify), start=start, stop=stop))
+    try:
+        return rebuild_parallel(settings, namespace, params, workers, keep_outputs=bool(args.verify),
+                                start=start, stop=stop)
+    except ChildFailed as exc:
+        print(f"tierstream replay: the rebuild into {namespace!r} failed: {exc}; every worker was stopped, "
+              f"and a rerun with --namespace {namespace} resumes from what was committed", file=sys.stderr)
+        return None
 
 
 def _export(args: argparse.Namespace) -> int:
