@@ -11,6 +11,10 @@ close as they do live. Then, in the same run:
 2. rebuild: `replay.ledger.rebuild` folds it into a fresh Redis namespace (the same fold,
    Redis store and read models as the worker).
 
+3. with `--workers N` (N > 1): the same rebuild on N processes (replay/parallel.py) into another
+   namespace, after the one-process rebuild, and the ratio of the two rates. CPU time of all
+   processes is reported beside each (the machine may be shared: see docs/performance.md).
+
 Reported: records, records/s of each, and the ratio. The ledger and namespace are removed.
 """
 
@@ -20,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 
 import redis
 from aiokafka import AIOKafkaProducer
@@ -28,6 +33,7 @@ from bench.live_bench import raw_consume
 from bench.simulate import SimConfig, Simulator
 from devstack import stack
 from replay.ledger import rebuild
+from replay.parallel import rebuild_parallel
 from streams.clock import marker
 from streams.ingest import encode, route
 from streams.settings import Secret, Settings
@@ -65,11 +71,18 @@ async def write_ledger(s: Settings, cfg: SimConfig) -> int:
     return n
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its reaped children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shops", type=int, default=300)
     ap.add_argument("--days", type=int, default=40)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args()
     cfg = stack.StackConfig.from_env()
     for line in stack.up(cfg):
@@ -81,15 +94,24 @@ def main() -> int:
     try:
         n = asyncio.run(write_ledger(s, SimConfig(shops=args.shops, days=args.days, seed=args.seed)))
         raw_s = asyncio.run(raw_consume(s, n, LEDGER))
+        before = _cpu()
         result = asyncio.run(rebuild(s, s.namespace, keep_outputs=False))
+        one_cpu = _cpu() - before
         out = {"ledger_records": n, "raw_records_per_s": round(n / raw_s),
                "rebuild_records_per_s": round(result.records / result.seconds),
                "ratio_to_raw": round((result.records / result.seconds) / (n / raw_s), 3),
-               "rebuild_seconds": round(result.seconds, 1)}
+               "rebuild_seconds": round(result.seconds, 1), "rebuild_cpu_s": round(one_cpu, 1)}
+        if args.workers > 1:
+            before = _cpu()
+            par = rebuild_parallel(s, s.namespace + "-par", RuleParams(), args.workers, show_progress=False)
+            par_rate = par.records / par.seconds
+            out.update({f"rebuild_{args.workers}_workers_records_per_s": round(par_rate),
+                        "ratio_workers_to_one": round(par_rate / (result.records / result.seconds), 3),
+                        "workers_cpu_s": round(_cpu() - before, 1)})
         print(json.dumps(out, indent=2))
     finally:
         stack.delete_topics(cfg, f"^rbench{tag}-")
-        stack.delete_keys(cfg, f"^rbench{tag}:")
+        stack.delete_keys(cfg, f"^rbench{tag}(-par)?:")
         redis.Redis.from_url(cfg.redis_url).close()
     return 0
 
