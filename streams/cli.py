@@ -49,9 +49,11 @@ def _replay(args: argparse.Namespace) -> int:
         print("tierstream replay: --input and --output are required for the file form "
               "(or --from-kafka)", file=sys.stderr)
         return 2
+    from replay.procs import ChildFailed
+
     try:
         return replay_main(args.input, args.output, RuleParams(), workers=args.workers or 1)
-    except OSError as exc:
+    except (OSError, ChildFailed) as exc:
         print(f"tierstream replay: {exc}", file=sys.stderr)
         return 2
 

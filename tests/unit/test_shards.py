@@ -107,3 +107,15 @@ def test_a_child_that_raises_fails_the_run_with_its_error() -> None:
 def test_a_child_killed_fails_the_run() -> None:
     with pytest.raises(ChildFailed, match=r"worker 1 of 2 died \(killed by signal 9\)"):
         run_children(_dies, [(0,), (1,)])
+
+
+def test_the_cli_says_in_one_line_what_is_wrong(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from streams.cli import main
+
+    assert main(["replay", "--input", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "o"),
+                 "--workers", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tierstream replay: ") and "missing.jsonl" in err and "\n" not in err
+    with pytest.raises(SystemExit):
+        main(["replay", "--input", "x", "--output", "y", "--workers", "0"])
+    assert "must be at least 1" in capsys.readouterr().err
