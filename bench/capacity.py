@@ -29,7 +29,7 @@ from typing import Any
 import redis
 
 from bench.capacity_model import Load, Measured, plan, render
-from bench.rebuild_bench import write_ledger
+from bench.rebuild_bench import input_topic, write_ledger
 from bench.simulate import SimConfig, Simulator
 from devstack import stack
 from replay.file import replay_file
@@ -75,11 +75,12 @@ async def ingest_seconds(s: Settings, lines: list[bytes], chunk: int = 5000) -> 
     writer = LedgerWriter(s.kafka, s.partitions)
     await writer.start()
     futures: list[Any] = []
+    topics = [input_topic(line) for line in lines]  # a real ingest knows it from the record
     try:
         t = time.perf_counter()
         batch: list[tuple[Any, bytes, int | None]] = []
         for i, line in enumerate(lines):
-            r = route(line, "orders", 0, i, s.partitions)
+            r = route(line, topics[i], 0, i, s.partitions)
             if r.event is not None:
                 value = encode(r.event)
                 batch += [(r.key, value, p) for p in (r.partitions if r.partitions is not None else (None,))]

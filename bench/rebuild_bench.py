@@ -26,6 +26,7 @@ import json
 import os
 import resource
 
+import orjson
 import redis
 from aiokafka import AIOKafkaProducer
 
@@ -38,9 +39,20 @@ from streams.clock import marker
 from streams.ingest import encode, route
 from streams.settings import Secret, Settings
 from streams.topics import LEDGER, ensure_topics
+from tiering.contract import topic_of
 from tiering.params import RuleParams
 
 TICK_MS = 15 * 60_000
+
+
+def input_topic(line: bytes) -> str:
+    """The input topic a simulated line is produced to (its `topic` field, else its type's), so
+    every event type reaches the ledger, not only the orders."""
+    try:
+        obj = orjson.loads(line)
+        return str(obj.get("topic") or topic_of(obj))
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
+        return "orders"  # a bad line: ingest dead-letters it whatever its topic
 
 
 async def write_ledger(s: Settings, cfg: SimConfig) -> int:
@@ -50,7 +62,7 @@ async def write_ledger(s: Settings, cfg: SimConfig) -> int:
     n, last_tick, max_ts = 0, None, None
     try:
         for i, line in enumerate(Simulator(cfg).lines()):
-            r = route(line, "orders", 0, i, s.partitions)
+            r = route(line, input_topic(line), 0, i, s.partitions)
             if r.event is None:
                 continue
             value = encode(r.event)
