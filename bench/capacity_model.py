@@ -64,10 +64,16 @@ def partitions(procs: int, per_process: int) -> int:
     return 1 << max(0, math.ceil(math.log2(procs * per_process)))
 
 
-def redis_bytes(m: Measured, load: Load) -> float:
+def redis_parts(m: Measured, load: Load) -> dict[str, float]:
+    """Redis bytes by what they hold."""
     ids = load.events_per_s * load.average_share * DAY_S * CYCLE_DAYS * load.dedupe_cycles
-    return (load.members * m.redis_bytes_per_member + load.shops * m.redis_bytes_per_shop
-            + load.shops * load.open_cycles * m.redis_bytes_per_counter + ids * m.redis_bytes_per_dedupe_id)
+    return {"members": load.members * m.redis_bytes_per_member, "shops": load.shops * m.redis_bytes_per_shop,
+            "cycle counters": load.shops * load.open_cycles * m.redis_bytes_per_counter,
+            "dedupe ids": ids * m.redis_bytes_per_dedupe_id}
+
+
+def redis_bytes(m: Measured, load: Load) -> float:
+    return sum(redis_parts(m, load).values())
 
 
 def plan(m: Measured, load: Load) -> Plan:
@@ -78,7 +84,7 @@ def plan(m: Measured, load: Load) -> Plan:
     per_day = load.events_per_s * load.average_share * DAY_S
     limits = {"evaluate processes (fold + Redis commit per core)": evaluate,
               "ingest processes (validate + ledger append per core)": ingest,
-              "Redis shards (memory)": shards}
+              f"Redis shards (memory; most of it {_largest(redis_parts(m, load))})": shards}
     return Plan(ingest_processes=ingest, evaluate_processes=evaluate,
                 input_partitions=partitions(ingest, load.partitions_per_process),
                 ledger_partitions=partitions(evaluate, load.partitions_per_process),
@@ -86,6 +92,11 @@ def plan(m: Measured, load: Load) -> Plan:
                 ledger_bytes_per_day=per_day * m.ledger_bytes_per_event * load.replication,
                 rebuild_hours_per_day_of_history=per_day / (m.evaluate_per_core * evaluate) / 3600,
                 first_limit=max(limits, key=lambda k: limits[k]))
+
+
+def _largest(parts: dict[str, float]) -> str:
+    name = max(parts, key=lambda k: parts[k])
+    return f"{name}, {parts[name] / sum(parts.values()):.0%}"
 
 
 def render(m: Measured, load: Load, p: Plan) -> str:
@@ -103,6 +114,7 @@ def render(m: Measured, load: Load, p: Plan) -> str:
         f"evaluate processes: {p.evaluate_processes:,} (ledger partitions {p.ledger_partitions:,})",
         f"Redis memory:       {p.redis_bytes / gb:,.0f} GB in {p.redis_shards:,} shards of "
         f"{load.redis_shard_bytes / gb:,.0f} GB",
+        "  of which " + ", ".join(f"{k} {v / gb:,.0f} GB" for k, v in redis_parts(m, load).items()),
         f"Kafka ledger:       {p.ledger_bytes_per_day / gb:,.0f} GB per retained day ({load.replication} replicas)",
         f"rebuild:            {p.rebuild_hours_per_day_of_history:.2f} h per day of history on "
         f"{p.evaluate_processes:,} processes",

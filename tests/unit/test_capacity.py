@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.capacity_model import Load, Measured, partitions, plan, processes, redis_bytes, render
+from bench.capacity_model import Load, Measured, partitions, plan, processes, redis_bytes, redis_parts, render
 
 pytestmark = pytest.mark.unit
 
@@ -28,6 +28,8 @@ def test_partitions_are_a_power_of_two_with_room_per_process() -> None:
 def test_redis_memory_adds_members_shops_counters_and_dedupe_ids() -> None:
     load = Load(events_per_s=1_000, members=1e6, shops=1e3, average_share=0.5, open_cycles=2, dedupe_cycles=3)
     ids = 1_000 * 0.5 * 86_400 * 15 * 3
+    assert redis_parts(M, load) == {"members": 1e6 * 100, "shops": 1e3 * 2_000, "cycle counters": 1e3 * 2 * 500,
+                                    "dedupe ids": ids * 50}
     assert redis_bytes(M, load) == 1e6 * 100 + 1e3 * 2_000 + 1e3 * 2 * 500 + ids * 50
 
 
@@ -44,6 +46,7 @@ def test_the_default_load_plan() -> None:
     assert p.first_limit.startswith("Redis shards")  # 1e9 members x 100 B + 1.6e12 ids x 50 B
     text = render(M, load, p)
     assert "evaluate processes: 143 (ledger partitions 512)" in text and "first limit:" in text
+    assert "of which members 100 GB" in text  # 1e9 x 100 B
 
 
 def test_the_largest_count_is_the_first_limit() -> None:
