@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import resource
+from collections.abc import Iterable
 
 import orjson
 import redis
@@ -55,13 +56,14 @@ def input_topic(line: bytes) -> str:
         return "orders"  # a bad line: ingest dead-letters it whatever its topic
 
 
-async def write_ledger(s: Settings, cfg: SimConfig) -> int:
+async def write_ledger(s: Settings, cfg: SimConfig, lines: Iterable[bytes] | None = None) -> int:
+    """Write the simulation (or `lines`) to the ledger as ingest and the clock would; records written."""
     lateness = RuleParams().lateness_ms
     producer = AIOKafkaProducer(bootstrap_servers=s.kafka, acks=1, linger_ms=20, max_batch_size=1 << 20)
     await producer.start()
     n, last_tick, max_ts = 0, None, None
     try:
-        for i, line in enumerate(Simulator(cfg).lines()):
+        for i, line in enumerate(Simulator(cfg).lines() if lines is None else lines):
             r = route(line, input_topic(line), 0, i, s.partitions)
             if r.event is None:
                 continue
