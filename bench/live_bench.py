@@ -17,7 +17,9 @@ Both clocks are this machine's (Redis and this process), so the latencies are co
 
 `--split` runs the worker's roles in two processes (`TIERSTREAM_ROLES=ingest,clock` and
 `TIERSTREAM_ROLES=evaluate`, the deployment README describes) instead of one: each role
-then has a core of its own instead of sharing one interpreter lock.
+then has a core of its own instead of sharing one interpreter lock. `--evaluate-workers N`
+(and `--ingest-workers M`) run one deployment of that many evaluate (ingest) processes sharing
+the namespace; the figures are the deployment's aggregate.
 """
 
 from __future__ import annotations
@@ -66,6 +68,14 @@ def free_port() -> int:
 ROLES = {False: ["ingest,clock,evaluate"], True: ["ingest,clock", "evaluate"]}  # by --split
 
 
+def deployment(split: bool, ingest_workers: int | None, evaluate_workers: int | None) -> list[str]:
+    """TIERSTREAM_ROLES of each worker process: `--split`, or ingest and evaluate processes counted
+    (the first ingest process also runs the clock; one clock is enough)."""
+    if ingest_workers is None and evaluate_workers is None:
+        return ROLES[split]
+    return ["ingest,clock"] + ["ingest"] * ((ingest_workers or 1) - 1) + ["evaluate"] * (evaluate_workers or 1)
+
+
 def start_worker(s: Settings, log: Path, feed_interval_ms: int, port: int = 0,
                  roles: str = "ingest,clock,evaluate") -> subprocess.Popen[bytes]:
     env = {**os.environ, "TIERSTREAM_KAFKA": s.kafka, "TIERSTREAM_REDIS": str(s.redis),
@@ -80,10 +90,10 @@ def start_worker(s: Settings, log: Path, feed_interval_ms: int, port: int = 0,
 Workers = list[tuple[subprocess.Popen[bytes], int]]  # each process and its web port
 
 
-def start_workers(s: Settings, log: Path, feed_interval_ms: int, split: bool) -> Workers:
-    """One worker process with every role, or (`split`) one for ingest + clock and one for evaluate."""
+def start_workers(s: Settings, log: Path, feed_interval_ms: int, deploy: list[str]) -> Workers:
+    """One worker process per entry of `deploy` (its TIERSTREAM_ROLES)."""
     out: Workers = []
-    for roles in ROLES[split]:
+    for roles in deploy:
         port = free_port()
         out.append((start_worker(s, log, feed_interval_ms, port, roles), port))
     return out
@@ -247,7 +257,7 @@ def run_latency(cfg: stack.StackConfig, args: argparse.Namespace, interval_ms: i
     s = Settings(kafka=cfg.bootstrap, redis=Secret(redis_url or cfg.redis_url),
                  topic_prefix=f"bench{os.urandom(3).hex()}-", namespace=f"bench{os.urandom(3).hex()}")
     asyncio.run(ensure_topics(s))
-    workers = start_workers(s, logdir / f"latency-{interval_ms}.log", interval_ms, args.split)
+    workers = start_workers(s, logdir / f"latency-{interval_ms}.log", interval_ms, args.deploy)
     reader = FeedReader(s)
     reader.start()
     try:
@@ -304,7 +314,7 @@ def run_throughput(cfg: stack.StackConfig, args: argparse.Namespace, logdir: Pat
     asyncio.run(produce(s, n, args.shops, None))
     raw_s = asyncio.run(raw_consume(s, n))
     r = sync_redis(str(s.redis))
-    workers = start_workers(s, logdir / "throughput.log", 250, args.split)
+    workers = start_workers(s, logdir / "throughput.log", 250, args.deploy)
     try:
         first = wait_offsets(r, s, 1, 120)
         cpu_first = sum(cpu_seconds(w.pid) for w, _port in workers)
@@ -320,7 +330,7 @@ def run_throughput(cfg: stack.StackConfig, args: argparse.Namespace, logdir: Pat
         raise SystemExit(f"live_bench: the worker folded the backlog in {last - first:.2f} s, too short "
                          "to time; use a larger --backlog (100000 is the reference)")
     rate = n / (last - first)
-    return {"events": n, "worker_processes": len(workers), "worker_events_per_s": round(rate),
+    return {"events": n, "worker_processes": len(workers), "roles": args.deploy, "worker_events_per_s": round(rate),
             "worker_cpu_us_per_event": round((cpu_last - cpu_first) * 1e6 / n, 1),
             "raw_consume_events_per_s": round(n / raw_s),
             "ratio_to_raw": round(rate / (n / raw_s), 3), "stages": stages}
@@ -337,7 +347,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="then the same on the devstack's Redis Cluster (started if needed)")
     ap.add_argument("--split", action="store_true",
                     help="run ingest+clock and evaluate as two worker processes (default: one with every role)")
+    ap.add_argument("--evaluate-workers", type=int, metavar="N",
+                    help="N evaluate processes beside the ingest one(s): one deployment, aggregate figures")
+    ap.add_argument("--ingest-workers", type=int, metavar="M", help="M ingest processes (the first runs the clock)")
     args = ap.parse_args(argv)
+    args.deploy = deployment(args.split, args.ingest_workers, args.evaluate_workers)
     cfg = stack.StackConfig.from_env()
     for line in stack.up(cfg):
         print(line, file=sys.stderr)

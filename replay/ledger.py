@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -75,11 +76,14 @@ class Bound:
 async def rebuild(settings: Settings, namespace: str, params: RuleParams | None = None,
                   batch: int = 5000, progress: bool = False, keep_outputs: bool = True,
                   start: Bound | None = None, stop: Bound | None = None, shop_state: bool = False,
-                  publish_shop_state: bool = False) -> RebuildResult:
+                  publish_shop_state: bool = False, partitions: list[int] | None = None,
+                  on_progress: Callable[[int, int, int], None] | None = None) -> RebuildResult:
     """Fold the ledger into `namespace`, resuming after what it already holds; `start`/`stop`
     (inclusive) bound the records folded in every partition. With `shop_state` the `shop_state`
     snapshots are kept (`result.shop_states`, the same records the worker publishes); with
-    `publish_shop_state` they are also sent to the shop-state topic, each pass's before its commit."""
+    `publish_shop_state` they are also sent to the shop-state topic, each pass's before its commit.
+    `partitions` (default: all) are the ledger partitions folded here (replay/parallel.py gives
+    each process its own); `on_progress(done, total, resumed)` hears of every pass."""
     params = params or RuleParams()
     folder = Folder(params)
     client = sync_redis(str(settings.redis))
@@ -92,7 +96,8 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
     tenure = GcTenure()  # the caches and outputs grow for the whole rebuild: keep full collections short
     t0 = time.perf_counter()
     try:
-        tps = [TopicPartition(settings.topic(LEDGER), p) for p in range(settings.partitions)]
+        tps = [TopicPartition(settings.topic(LEDGER), p)
+               for p in (range(settings.partitions) if partitions is None else partitions)]
         ends = await consumer.end_offsets(tps)
         if stop is not None and stop.offset is not None:
             ends = {tp: min(end, stop.offset + 1) for tp, end in ends.items()}
@@ -115,6 +120,8 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
             consumer.seek(tp, max(first[tp], procs[tp.partition].store.load() + 1))
         position = {tp: await consumer.position(tp) for tp in tps}
         done0 = result.resumed = sum(max(0, min(position[tp], ends[tp]) - first[tp]) for tp in tps)
+        if on_progress is not None:
+            on_progress(done0, total, done0)
         while any(position[tp] < ends[tp] for tp in tps):
             got = await consumer.getmany(*[tp for tp in tps if position[tp] < ends[tp]], timeout_ms=1000,
                                          max_records=batch)
@@ -141,8 +148,11 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
                 for outs, _last in folded:
                     result.outputs.extend(outs)
             tenure.tick(time.monotonic())
+            done = sum(min(position[tp], ends[tp]) - first[tp] for tp in tps)
+            if on_progress is not None:
+                on_progress(done, total, done0)
             if progress:
-                _progress(sum(min(position[tp], ends[tp]) - first[tp] for tp in tps), total, t0, done0)
+                _progress(done, total, t0, done0)
     finally:
         tenure.release()
         await consumer.stop()
@@ -160,11 +170,16 @@ async def _send_states(producer: AIOKafkaProducer, topic: str, states: list[Outp
     await asyncio.gather(*futures)
 
 
-def _progress(done: int, total: int, t0: float, resumed: int = 0) -> None:
+def progress_line(done: int, total: int, t0: float, resumed: int = 0, workers: int = 1) -> None:
+    """The rebuild's one progress line: records, rate of this run, ETA (all workers together)."""
+    _progress(done, total, t0, resumed, f" ({workers} workers)" if workers > 1 else "")
+
+
+def _progress(done: int, total: int, t0: float, resumed: int = 0, suffix: str = "") -> None:
     elapsed = max(time.perf_counter() - t0, 1e-9)
     rate = (done - resumed) / elapsed
     eta = (total - done) / rate if rate else float("inf")
     width = 30
     filled = int(width * done / total) if total else width
     print(f"\rreplay: [{'#' * filled}{'.' * (width - filled)}] {done}/{total} records "
-          f"{rate:,.0f}/s eta {eta:,.0f}s", end="", file=sys.stderr, flush=True)
+          f"{rate:,.0f}/s eta {eta:,.0f}s{suffix}", end="", file=sys.stderr, flush=True)

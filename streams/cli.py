@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from devstack import stack
@@ -52,9 +52,11 @@ def _replay(args: argparse.Namespace) -> int:
         print("tierstream replay: --input and --output are required for the file form "
               "(or --from-kafka)", file=sys.stderr)
         return 2
+    from replay.procs import ChildFailed
+
     try:
-        return replay_main(args.input, args.output, RuleParams())
-    except OSError as exc:
+        return replay_main(args.input, args.output, RuleParams(), workers=args.workers or 1)
+    except (OSError, ChildFailed) as exc:
         print(f"tierstream replay: {exc}", file=sys.stderr)
         return 2
 
@@ -84,12 +86,11 @@ def _replay_action(args: argparse.Namespace) -> int:
 
 
 def _replay_kafka(args: argparse.Namespace) -> int:
-    import asyncio
     import json
     import uuid
 
     from projections.keys import resolve_namespace_sync
-    from replay.ledger import Bound, rebuild
+    from replay.ledger import Bound
     from replay.verify import diff_namespaces, diff_outputs, diff_shop_states
     from replay.whatif import WhatIfError, load_standards, parse_sets, report_namespaces, table
     from streams.settings import Settings
@@ -116,9 +117,9 @@ def _replay_kafka(args: argparse.Namespace) -> int:
               "what-if (hypothetical) or --from (a partial history)", file=sys.stderr)
         return 2
     namespace = args.namespace or f"{'whatif' if what_if else 'rebuild'}-{uuid.uuid4().hex[:8]}"
-    result = asyncio.run(rebuild(settings, namespace, params=params, progress=True,
-                                 keep_outputs=bool(args.verify), start=start, stop=stop,
-                                 shop_state=bool(args.verify), publish_shop_state=args.publish_shop_state))
+    result = _rebuild(args, settings, namespace, params, start, stop)
+    if result is None:
+        return 1
     print(f"replay: folded {result.records} ledger records into namespace {namespace!r} "
           f"in {result.seconds:.1f}s ({result.records / max(result.seconds, 1e-9):,.0f}/s)", file=sys.stderr)
     from projections.clients import sync_redis
@@ -156,6 +157,30 @@ def _replay_kafka(args: argparse.Namespace) -> int:
         print(f"verify: {len(diffs)} difference(s) between {live!r} and {namespace!r}")
         return 1 if diffs else 0
     return 0
+
+
+def _rebuild(args: argparse.Namespace, settings: Any, namespace: str, params: Any, start: Any,
+             stop: Any) -> Any:
+    """The rebuild on `--workers` processes (default: the cores); None when it failed (said why)."""
+    import asyncio
+    import os
+
+    from replay.ledger import rebuild
+    from replay.parallel import rebuild_parallel
+    from replay.procs import ChildFailed
+
+    workers = args.workers or os.cpu_count() or 1
+    if workers == 1:
+        return asyncio.run(rebuild(settings, namespace, params=params, progress=True,
+                                   keep_outputs=bool(args.verify), start=start, stop=stop,
+                                   shop_state=bool(args.verify), publish_shop_state=args.publish_shop_state))
+    try:
+        return rebuild_parallel(settings, namespace, params, workers, keep_outputs=bool(args.verify),
+                                start=start, stop=stop, publish_shop_state=args.publish_shop_state)
+    except ChildFailed as exc:
+        print(f"tierstream replay: the rebuild into {namespace!r} failed: {exc}; every worker was stopped, "
+              f"and a rerun with --namespace {namespace} resumes from what was committed", file=sys.stderr)
+        return None
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -312,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--report", help="what-if: also write the report as JSON to this file")
     r.add_argument("--publish-shop-state", action="store_true",
                    help="with --from-kafka: send the rebuild's shop_state records to the shop-state topic")
+    r.add_argument("--workers", type=_count, help="processes: shops split among them for a file (default 1), "
+                                                 "ledger partitions for --from-kafka (default: the cores)")
     r.set_defaults(func=_replay)
 
     s = sub.add_parser("simulate", help="write a realistic, seeded workload in the input contract")

@@ -35,22 +35,26 @@ class Folder:
         cal = self.cal
         return MemoryStore(lambda instant: cal.index(instant - 1), cal.boundaries)
 
-    def fold(self, store: StateStore, record: dict[str, Any]) -> list[Output]:
+    def fold(self, store: StateStore, record: dict[str, Any], own: bool = True) -> list[Output]:
+        """`own=False` folds only what every shard shares (replay/shards.py): the event still
+        moves the watermark, the dedupe ids and the ledger seq, but its shop is another
+        shard's, so no handler runs and a late or duplicate event is left to that shard."""
         out: list[Output] = []
         if record["type"] == MARKER:
             self.closer.advance(store, record["watermark"], out)
         else:
-            self._event(store, record, out)
+            self._event(store, record, out, own)
         return out
 
-    def _event(self, store: StateStore, e: dict[str, Any], out: list[Output]) -> None:
+    def _event(self, store: StateStore, e: dict[str, Any], out: list[Output], own: bool = True) -> None:
         clock = store.clock
         ts = e["ts"]
         if clock.watermark is None:
             self.closer.start(store, ts - self.params.lateness_ms)
         eid = e["event_id"]
         if store.is_duplicate(eid):
-            clock.bump("duplicates")
+            if own:
+                clock.bump("duplicates")
             return
         etype = e["type"]
         closed = clock.last_closed
@@ -61,14 +65,18 @@ class Folder:
             if cycle >= self.closer.dedupe_floor(closed):
                 store.remember(cycle, eid)
             if etype != "clock_advanced":
-                clock.bump("late")
-                out.append(late_event(e, closed))
+                if own:
+                    clock.bump("late")
+                    out.append(late_event(e, closed))
                 return
         else:
             store.remember(cycle, eid)
         clock.seq += 1
         handler = self._handlers.get(etype)
         if handler is not None:
+            if not own:
+                self.closer.advance(store, ts - self.params.lateness_ms, out)
+                return
             shop = store.shop(e["shop_id"])
             if shop is None:
                 shop = store.add_shop(e["shop_id"], ts)
