@@ -93,6 +93,9 @@ def test_every_service_is_health_checked_and_waits_for_what_it_uses() -> None:
     for name in ("worker", "dashboard"):
         assert services[name]["depends_on"] == {"kafka": {"condition": "service_healthy"},
                                                 "redis": {"condition": "service_healthy"}}
+    # the extra evaluate processes (profile `scale`) start once the worker has created the topics
+    assert services["evaluate"]["depends_on"] == {"worker": {"condition": "service_healthy"}}
+    assert "ports" not in services["evaluate"] and services["evaluate"]["profiles"] == ["scale"]
     worker_port = services["worker"]["environment"]["TIERSTREAM_WEB_PORT"]
     assert f"http://127.0.0.1:{worker_port}/health" in services["worker"]["healthcheck"]["test"][-1]
 
