@@ -15,6 +15,7 @@ from faust.web import Request, Response, View
 
 from streams.metrics import info
 from streams.pipeline import Pipeline
+from streams.prom import CONTENT_TYPE, WorkerCollector, exposition, registry_for
 from streams.readers import GroupReader, IngestReader, LedgerReader
 from streams.settings import Settings
 
@@ -93,10 +94,17 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
             return self.json({"status": "ok", "namespace": pipeline.namespace, **pipeline.metrics.snapshot(),
                               "assigned": {r.name: r.partitions for r in readers}})
 
+    registry = registry_for(WorkerCollector(
+        pipeline.metrics, lambda: {r.name: r.lag() for r in readers}, pipeline.folded_watermarks,
+        lambda: pipeline.clock_watermark, pipeline.params.lateness_ms,
+        lambda: {"namespace": pipeline.namespace, "roles": ",".join(sorted(roles))}, [r.name for r in readers]))
+
     @app.page("/metrics")
     class MetricsView(View):
+        """Prometheus text exposition (streams/prom.py); the JSON stays at /health."""
+
         async def get(self, request: Request) -> Response:
-            return self.json(pipeline.metrics.snapshot())
+            return self.bytes(exposition(registry), headers={"Content-Type": CONTENT_TYPE})
 
     _ = (tick, feeds, pointer, Health, MetricsView, stop_readers)
     return app, pipeline
