@@ -17,6 +17,7 @@ namespace the live pointer names (projections.keys.resolve_namespace).
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import os
 import time
@@ -114,7 +115,8 @@ class Dashboard:
         clocks = await self.clocks(k)
         marks = [c["watermark"] for c in clocks if c and c.get("watermark") is not None]
         closed = [c["last_closed"] for c in clocks if c and c.get("last_closed") is not None]
-        return {"namespace": k.ns, "tiers": {i: dict(sorted(t.items())) for i, t in sorted(tiers.items())},
+        return {"namespace": k.ns, "tz": self.params.tz,
+                "tiers": {i: dict(sorted(t.items())) for i, t in sorted(tiers.items())},
                 "totals": dict(sorted(totals.items())), "shops": sum(totals.values()),
                 "watermark": min(marks) if marks else None, "watermark_max": max(marks) if marks else None,
                 "last_closed": min(closed) if closed else None,
@@ -156,7 +158,9 @@ class Dashboard:
         await self.r.aclose()
 
     async def page(self, request: web.Request) -> web.Response:
-        return web.Response(body=PAGE.read_bytes(), content_type="text/html", charset="utf-8")
+        # the page shows every instant in the rules' time zone; it learns which from here, before any data
+        body = PAGE.read_bytes().replace(b"{{TIERSTREAM_TZ}}", html.escape(self.params.tz).encode())
+        return web.Response(body=body, content_type="text/html", charset="utf-8")
 
     async def health(self, request: web.Request) -> web.Response:
         await self.r.ping()
