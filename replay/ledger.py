@@ -8,7 +8,6 @@ its own offsets, so a second run continues where the first stopped.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +20,7 @@ from projections.clients import sync_redis
 from projections.processor import PartitionProcessor, commit_pass, fold_pass
 from projections.redis_store import RedisStore
 from streams.metrics import GcTenure
+from streams.progress import Progress
 from streams.settings import Settings
 from streams.topics import LEDGER, started
 from tiering.fold import Folder
@@ -108,6 +108,7 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
             consumer.seek(tp, max(first[tp], procs[tp.partition].store.load() + 1))
         position = {tp: await consumer.position(tp) for tp in tps}
         done0 = result.resumed = sum(max(0, min(position[tp], ends[tp]) - first[tp]) for tp in tps)
+        bar = Progress("replay", total, start=done0, enabled=None if progress else False)
         while any(position[tp] < ends[tp] for tp in tps):
             got = await consumer.getmany(*[tp for tp in tps if position[tp] < ends[tp]], timeout_ms=1000,
                                          max_records=batch)
@@ -127,23 +128,11 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
                 for outs, _last in folded:
                     result.outputs.extend(outs)
             tenure.tick(time.monotonic())
-            if progress:
-                _progress(sum(min(position[tp], ends[tp]) - first[tp] for tp in tps), total, t0, done0)
+            bar.update(sum(min(position[tp], ends[tp]) - first[tp] for tp in tps))
     finally:
         tenure.release()
         await consumer.stop()
         client.close()
     result.seconds = time.perf_counter() - t0
-    if progress:
-        print(file=sys.stderr)
+    bar.close()
     return result
-
-
-def _progress(done: int, total: int, t0: float, resumed: int = 0) -> None:
-    elapsed = max(time.perf_counter() - t0, 1e-9)
-    rate = (done - resumed) / elapsed
-    eta = (total - done) / rate if rate else float("inf")
-    width = 30
-    filled = int(width * done / total) if total else width
-    print(f"\rreplay: [{'#' * filled}{'.' * (width - filled)}] {done}/{total} records "
-          f"{rate:,.0f}/s eta {eta:,.0f}s", end="", file=sys.stderr, flush=True)

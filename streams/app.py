@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from streams.pipeline import Pipeline
 from streams.prom import CONTENT_TYPE, WorkerCollector, exposition, registry_for
 from streams.readers import GroupReader, IngestReader, LedgerReader
 from streams.settings import Settings
+from streams.webport import worker_port
 
 CLOCK_EVERY_S = 0.1
 READER_RESTART_MIN_S, READER_RESTART_MAX_S = 0.5, 10.0
@@ -30,7 +32,7 @@ def _broker_url(kafka: str) -> str:
 
 
 def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.App, Pipeline]:
-    port = web_port if web_port is not None else int(os.environ.get("TIERSTREAM_WEB_PORT", "6066"))
+    port = web_port if web_port is not None else worker_port()
     roles = settings.roles
     app = faust.App(
         f"{settings.topic_prefix}tierstream-{settings.namespace}",
@@ -169,11 +171,20 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> int:
     """`tierstream worker`: create the topics, then run the agents until stopped."""
     from streams.metrics import GC_TENURE_EVERY_S, GcTenure, setup_logging, watch_gc
     from streams.topics import ensure_topics
+    from streams.webport import port_problem, worker_port
 
+    try:  # before anything connects: a taken port is one line, not a traceback from deep in faust
+        port = worker_port()
+        problem = port_problem("127.0.0.1", port, "set TIERSTREAM_WEB_PORT to a free port")
+    except ValueError as exc:
+        problem = str(exc)
+    if problem is not None:
+        print(f"tierstream worker: {problem}", file=sys.stderr)
+        return 1
     setup_logging()
     created = asyncio.run(ensure_topics(settings))
-    info("worker starting", settings=repr(settings), created_topics=created)
-    app, pipeline = create_app(settings)
+    info("worker starting", settings=repr(settings), created_topics=created, web_port=port)
+    app, pipeline = create_app(settings, web_port=port)
     watch_gc(pipeline.metrics)
     tenure = GcTenure()
     tenure.tick(time.monotonic())  # what startup built (modules, the app, clients) is never garbage

@@ -20,6 +20,7 @@ import asyncio
 import html
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -263,7 +264,12 @@ class Dashboard:
 def run_dashboard(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> int:
     """`tierstream dashboard`: serve until stopped."""
     from streams.metrics import setup_logging
+    from streams.webport import port_problem
 
+    problem = port_problem(host, port, "pick another with --port")
+    if problem is not None:
+        print(f"tierstream dashboard: {problem}", file=sys.stderr)
+        return 1
     setup_logging()
     info("dashboard starting", url=f"http://{host}:{port}/", settings=repr(settings))
     web.run_app(Dashboard(settings).app(), host=host, port=port, print=None, shutdown_timeout=2.0,
