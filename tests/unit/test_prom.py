@@ -129,7 +129,7 @@ def test_the_ops_files_name_only_declared_metrics() -> None:
     assert len({p["id"] for p in board["panels"]}) == len(board["panels"])
 
 
-def test_promtool_accepts_the_alert_rules() -> None:
+def test_promtool_accepts_the_alert_rules_and_the_scrape_config() -> None:
     """Runs where promtool is installed (Debian: the `prometheus` package; or TIERSTREAM_PROMTOOL)."""
     promtool = os.environ.get("TIERSTREAM_PROMTOOL") or shutil.which("promtool")
     if not promtool:
@@ -137,3 +137,11 @@ def test_promtool_accepts_the_alert_rules() -> None:
     done = subprocess.run([promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"SUCCESS: {len(alert_exprs())} rules found" in done.stdout
+    # the rules fire (and stay quiet) on synthetic series as ops/prometheus/alerts_test.yml expects
+    done = subprocess.run([promtool, "test", "rules", str(ALERTS.with_name("alerts_test.yml"))], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "SUCCESS" in done.stdout, done.stdout + done.stderr
+    config = ALERTS.with_name("prometheus.yml")  # names alerts.yml among its rule files
+    done = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and f"SUCCESS: {len(alert_exprs())} rules found" in done.stdout, \
+        done.stdout + done.stderr
