@@ -99,7 +99,8 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
     registry = registry_for(WorkerCollector(
         pipeline.metrics, lambda: {r.name: r.lag() for r in readers}, pipeline.folded_watermarks,
         lambda: pipeline.clock_watermark, pipeline.params.lateness_ms,
-        lambda: {"namespace": pipeline.namespace, "roles": ",".join(sorted(roles))}, [r.name for r in readers]))
+        lambda: {"namespace": pipeline.namespace, "roles": ",".join(sorted(roles))}, [r.name for r in readers],
+        pipeline.fold_duplicates))
 
     @app.page("/metrics")
     class MetricsView(View):

@@ -216,6 +216,10 @@ class Pipeline:
         return {p: proc.store.clock.watermark for p, proc in list(self._processors.items())
                 if proc.store.clock.watermark is not None}
 
+    def fold_duplicates(self) -> dict[int, int]:
+        """Per ledger partition this worker folds, the duplicates its fold dropped (state: kept with the clock)."""
+        return {p: proc.store.clock.stats.get("duplicates", 0) for p, proc in list(self._processors.items())}
+
     def forget(self) -> None:
         """Drop the per-partition processors (their cached clock and offset): the next batch loads afresh."""
         self._processors.clear()

@@ -55,9 +55,11 @@ class WorkerCollector(Collector):
 
     def __init__(self, metrics: Metrics, lag: Lag, watermarks: Callable[[], Mapping[int, int]],
                  clock_watermark: Callable[[], int | None], lateness_ms: int,
-                 info: Callable[[], Mapping[str, str]], readers: Sequence[str] = ()) -> None:
+                 info: Callable[[], Mapping[str, str]], readers: Sequence[str] = (),
+                 fold_duplicates: Callable[[], Mapping[int, int]] = dict) -> None:
         self.metrics, self.lag, self.watermarks, self.clock_watermark = metrics, lag, watermarks, clock_watermark
         self.lateness_ms, self.info, self.readers = lateness_ms, info, tuple(readers)
+        self.fold_duplicates = fold_duplicates
 
     def collect(self) -> Iterator[Metric]:
         yield from self._counters()
@@ -82,6 +84,12 @@ class WorkerCollector(Collector):
             for value, n in sorted(labeled.get(key, {}).items()):
                 fam.add_metric([value], n)
             yield fam
+        fold = CounterMetricFamily(PREFIX + "fold_duplicates", "Duplicates the fold dropped (ids it keeps per cycle), "
+                                   "per ledger partition folded here, as the partition's state counts them.",
+                                   labels=["partition"])
+        for p, n in sorted(self.fold_duplicates().items()):
+            fold.add_metric([str(p)], n)
+        yield fold
         late = labeled.get("outputs", {}).get("late_event", 0)
         yield CounterMetricFamily(PREFIX + "late_events", "Events folded after their boundary closed "
                                   "(late_event outputs).", value=late)

@@ -103,6 +103,9 @@ def test_metrics_are_prometheus_text_with_a_lag_that_moves(backlog: tuple[Settin
         assert _value(fam_ev, "tierstream_folded") >= appended  # plus the clock's watermark markers
         assert _value(fam_ev, "tierstream_outputs", type="tier_assessed") > 0
         assert _value(fam_ev, "tierstream_evaluate_passes") > 0
+        fold_dups = {s.labels["partition"] for s in fam_ev["tierstream_fold_duplicates"].samples}
+        assert fold_dups == {str(p) for p in range(settings.partitions)}  # ingest dropped them all: 0 each
+        assert _value(fam_ev, "tierstream_fold_duplicates") == 0
 
         types = {name: fam.type for name, fam in {**fam_in, **fam_ev}.items()}
         assert types["tierstream_events_in"] == "counter" and types["tierstream_dead_letters"] == "counter"

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.unit
 def _scrape(metrics: Metrics, lag: dict[str, dict[tuple[str, int], int]] | None = None,
             marks: dict[int, int] | None = None) -> tuple[str, dict[str, object]]:
     collector = WorkerCollector(metrics, lambda: lag or {}, lambda: marks or {}, lambda: 1_676_476_800_000,
-                                43_200_000, lambda: {"namespace": "live", "roles": "evaluate"}, ["evaluate"])
+                                43_200_000, lambda: {"namespace": "live", "roles": "evaluate"}, ["evaluate"],
+                                lambda: {0: 2, 5: 0})
     text = exposition(registry_for(collector)).decode()
     return text, parse(text)
 
@@ -49,6 +50,7 @@ def test_counters_by_label_and_derived() -> None:
     assert {s[1]["reader"]: s[2] for s in _samples(fams, "tierstream_restarts")} == {"ingest": 1.0, "evaluate": 0.0}
     assert _samples(fams, "tierstream_step_errors") == [("tierstream_step_errors_total", {"step": "clock"}, 4.0)]
     assert fams["tierstream_folded"].type == "counter"  # type: ignore[attr-defined]
+    assert {s[1]["partition"]: s[2] for s in _samples(fams, "tierstream_fold_duplicates")} == {"0": 2.0, "5": 0.0}
     assert m.snapshot()["counters_by_label"]["dead_letters"] == {"malformed_json": 1, "unknown_type": 2}
 
 
