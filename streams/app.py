@@ -19,7 +19,7 @@ from streams.pipeline import Pipeline
 from streams.prom import CONTENT_TYPE, WorkerCollector, exposition, registry_for
 from streams.readers import GroupReader, IngestReader, LedgerReader
 from streams.settings import Settings
-from streams.webport import worker_port
+from streams.webport import worker_bind, worker_port
 
 CLOCK_EVERY_S = 0.1
 READER_RESTART_MIN_S, READER_RESTART_MAX_S = 0.5, 10.0
@@ -40,7 +40,7 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
         key_serializer="raw", value_serializer="raw",
         topic_allow_declare=False, topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
-        web_port=port, web_bind="127.0.0.1",
+        web_port=port, web_bind=worker_bind(),
         datadir=os.path.join(tempfile.gettempdir(), f"tierstream-faust-{settings.topic_prefix}{port}"),
         producer_acks=-1,
     )
@@ -172,11 +172,11 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> int:
     """`tierstream worker`: create the topics, then run the agents until stopped."""
     from streams.metrics import GC_TENURE_EVERY_S, GcTenure, setup_logging, watch_gc
     from streams.topics import ensure_topics
-    from streams.webport import port_problem, worker_port
+    from streams.webport import port_problem, worker_bind, worker_port
 
     try:  # before anything connects: a taken port is one line, not a traceback from deep in faust
         port = worker_port()
-        problem = port_problem("127.0.0.1", port, "set TIERSTREAM_WEB_PORT to a free port")
+        problem = port_problem(worker_bind(), port, "set TIERSTREAM_WEB_PORT to a free port")
     except ValueError as exc:
         problem = str(exc)
     if problem is not None:

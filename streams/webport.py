@@ -18,6 +18,12 @@ def worker_port(env: Mapping[str, str] | None = None) -> int:
     return int(raw)
 
 
+def worker_bind(env: Mapping[str, str] | None = None) -> str:
+    """TIERSTREAM_WEB_BIND: the address the worker's /health and /metrics listen on (default loopback;
+    `0.0.0.0` for a Prometheus on another host or container)."""
+    return (os.environ if env is None else env).get("TIERSTREAM_WEB_BIND", "127.0.0.1").strip() or "127.0.0.1"
+
+
 def port_problem(host: str, port: int, hint: str) -> str | None:
     """Why a server could not listen on host:port now (one line, ending in `hint`); None if it can.
 
