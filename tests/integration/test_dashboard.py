@@ -201,6 +201,8 @@ def test_browser_shows_local_times_and_fits_desktop_and_phone(stacks: Any) -> No
     dashboard-1280.png, dashboard-phone.png in artifacts/)."""
     from playwright.sync_api import expect, sync_playwright
 
+    from bench.simulate import INDUSTRIES
+
     st = stacks("seed000_example_b")
     _, api = st.dashboard.get("/api/shops/B")
     _, platform = st.dashboard.get("/api/platform")
@@ -234,6 +236,15 @@ def test_browser_shows_local_times_and_fits_desktop_and_phone(stacks: Any) -> No
                 expect(page.locator("#registration")).to_contain_text(
                     "change join setting before 2023-02-17 00:00 +08:00")
                 page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+                fit = _overflow(page)
+                assert fit["page"] <= fit["window"] and fit["table"] <= fit["box"] and not fit["outside"], fit
+                # and a platform of the simulator's six industries with six-digit counts fits as well
+                big = {**platform, "shops": 9_999_999, "totals": dict.fromkeys(tiers := (
+                    "premium", "potential", "improving", "substandard", "unassessed"), 1_999_999),
+                    "tiers": {i: dict.fromkeys(tiers, 333_333) for i in INDUSTRIES}}
+                page.evaluate("(p) => renderPlatform(p)", big)
+                expect(page.locator("#platform-table tbody tr")).to_have_count(len(INDUSTRIES) + 1)
+                page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}-large.png"), full_page=True)
                 fit = _overflow(page)
                 assert fit["page"] <= fit["window"] and fit["table"] <= fit["box"] and not fit["outside"], fit
                 page.close()
