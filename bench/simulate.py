@@ -11,7 +11,7 @@ so the last cycle closes. The same config and seed give the same bytes.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -58,6 +58,7 @@ class Simulator:
         d = date.fromisoformat(cfg.start)
         self.t0 = int(datetime(d.year, d.month, d.day, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)
         self.n = 0
+        self.days_done = 0
         self.shops = [self._new_shop(i) for i in range(cfg.shops)]
         total = sum(s.weight for s in self.shops)
         self.per_weight = cfg.events_per_shop_day * cfg.shops / total
@@ -166,6 +167,7 @@ class Simulator:
         cfg, rng = self.cfg, self.rng
         yield from (orjson.dumps(e) for e in self.setup())
         for d in range(cfg.days):
+            self.days_done = d  # for a progress report
             day = self.day(d)
             day.sort(key=lambda e: e["ts"] + rng.randrange(cfg.jitter_ms))
             day.append(self._ev("clock_advanced", self.t0 + (d + 1) * DAY_MS))
@@ -180,10 +182,16 @@ class Simulator:
         yield orjson.dumps(self._ev("clock_advanced", self.t0 + (cfg.days + 16) * DAY_MS))
 
 
-def write_simulation(cfg: SimConfig, path: str) -> int:
+def write_simulation(cfg: SimConfig, path: str, progress: Callable[[int, int], None] | None = None) -> int:
+    """Write the workload as JSONL; `progress(days done, lines written)` is called as it goes."""
     n = 0
+    sim = Simulator(cfg)
     with open(path, "wb") as f:
-        for line in Simulator(cfg).lines():
+        for line in sim.lines():
             f.write(line + b"\n")
             n += 1
+            if progress is not None and n % 1000 == 0:
+                progress(sim.days_done, n)
+    if progress is not None:
+        progress(cfg.days, n)
     return n

@@ -15,7 +15,6 @@ person replays offline (a million records ≈ a few hundred MB).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -24,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from replay.ledger import Bound
 from streams.ingest import FANOUT_HEADER
+from streams.progress import Progress
 from streams.settings import Settings
 from streams.topics import INPUT_TOPICS, LEDGER, started
 from tiering.contract import GLOBAL_TYPES
@@ -50,6 +50,7 @@ async def read_to_end(settings: Settings, topics: list[str], keep: Callable[[Any
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         total = sum(ends.values())
+        bar = Progress(label or "", total, enabled=None if label else False)
         out: list[Any] = []
         read = 0
         position = {tp: await consumer.position(tp) for tp in tps}
@@ -64,10 +65,8 @@ async def read_to_end(settings: Settings, topics: list[str], keep: Callable[[Any
                             out.append(r)
                 if records:
                     position[tp] = records[-1].offset + 1
-            if label:
-                print(f"\r{label}: read {read}/{total} records", end="", file=sys.stderr, flush=True)
-        if label:
-            print(file=sys.stderr)
+            bar.update(read)
+        bar.close()
         return out
     finally:
         await consumer.stop()

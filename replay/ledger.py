@@ -22,6 +22,7 @@ from projections.clients import sync_redis
 from projections.processor import PartitionProcessor, commit_pass, fold_pass
 from projections.redis_store import RedisStore
 from streams.metrics import GcTenure
+from streams.progress import Progress
 from streams.settings import Settings
 from streams.topics import LEDGER, SHOP_STATE, started
 from tiering.fold import Folder
@@ -122,6 +123,7 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
         done0 = result.resumed = sum(max(0, min(position[tp], ends[tp]) - first[tp]) for tp in tps)
         if on_progress is not None:
             on_progress(done0, total, done0)
+        bar = Progress("replay", total, start=done0, enabled=None if progress else False)
         while any(position[tp] < ends[tp] for tp in tps):
             got = await consumer.getmany(*[tp for tp in tps if position[tp] < ends[tp]], timeout_ms=1000,
                                          max_records=batch)
@@ -151,8 +153,7 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
             done = sum(min(position[tp], ends[tp]) - first[tp] for tp in tps)
             if on_progress is not None:
                 on_progress(done, total, done0)
-            if progress:
-                _progress(done, total, t0, done0)
+            bar.update(done)
     finally:
         tenure.release()
         await consumer.stop()
@@ -160,8 +161,7 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
             await producer.stop()
         client.close()
     result.seconds = time.perf_counter() - t0
-    if progress:
-        print(file=sys.stderr)
+    bar.close()
     return result
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -124,17 +125,27 @@ def report_namespaces(redis_url: str, before_ns: str, after_ns: str, partitions:
 
 
 def table(report: dict[str, Any]) -> str:
-    """The report for a person: tier counts before → after by industry, then the moves."""
+    """The report for a person: tier counts before → after by industry, then the moves; columns
+    as wide as their widest cell, two spaces apart."""
     lines = [f"what-if over {report['shops']} shops: {len(report['moves'])} shop-cycle tier move(s)", ""]
     tiers = ("premium", "potential", "improving", "substandard", "unassessed")
-    lines.append(f"{'industry':<14}" + "".join(f"{t:>22}" for t in tiers))
+    counts = [["industry", *tiers]]
     for industry in sorted(report["tiers_before"].keys() | report["tiers_after"].keys()):
         b, a = report["tiers_before"].get(industry, {}), report["tiers_after"].get(industry, {})
-        cells = "".join(f"{f'{b.get(t, 0)} -> {a.get(t, 0)}':>22}" for t in tiers)
-        lines.append(f"{industry:<14}{cells}")
+        counts.append([industry, *(f"{b.get(t, 0)} -> {a.get(t, 0)}" for t in tiers)])
+    lines += grid(counts, right=range(1, len(tiers) + 1))
     if report["moves"]:
-        lines += ["", f"{'shop':<14}{'cycle':<10}{'before':<13}{'after':<13}decided by"]
-        for m in report["moves"]:
-            lines.append(f"{m['shop_id']:<14}{m['cycle']:<10}{m['before'] or '-':<13}{m['after'] or '-':<13}"
-                         + ", ".join(m["decided_by"]))
+        moves = [["shop", "cycle", "before", "after", "decided by"]]
+        moves += [[m["shop_id"], m["cycle"], m["before"] or "-", m["after"] or "-", ", ".join(m["decided_by"])]
+                  for m in report["moves"]]
+        lines += ["", *grid(moves)]
     return "\n".join(lines)
+
+
+def grid(rows: list[list[str]], right: Iterable[int] = ()) -> list[str]:
+    """Rows of cells as aligned text: each column as wide as its widest cell, two spaces between
+    columns, the columns numbered in `right` right-aligned; no trailing spaces."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    flush_right = set(right)
+    return ["  ".join(cell.rjust(w) if i in flush_right else cell.ljust(w)
+                      for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip() for row in rows]

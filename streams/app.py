@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -16,8 +17,10 @@ from faust.web import Request, Response, View
 
 from streams.metrics import info
 from streams.pipeline import Pipeline
+from streams.prom import CONTENT_TYPE, WorkerCollector, exposition, registry_for
 from streams.readers import GroupReader, IngestReader, LedgerReader
 from streams.settings import Settings
+from streams.webport import worker_bind, worker_port
 
 CLOCK_EVERY_S = 0.1
 READER_RESTART_MIN_S, READER_RESTART_MAX_S = 0.5, 10.0
@@ -30,7 +33,7 @@ def _broker_url(kafka: str) -> str:
 
 
 def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.App, Pipeline]:
-    port = web_port if web_port is not None else int(os.environ.get("TIERSTREAM_WEB_PORT", "6066"))
+    port = web_port if web_port is not None else worker_port()
     roles = settings.roles
     app = faust.App(
         f"{settings.topic_prefix}tierstream-{settings.namespace}",
@@ -38,7 +41,7 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
         key_serializer="raw", value_serializer="raw",
         topic_allow_declare=False, topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
-        web_port=port, web_bind="127.0.0.1",
+        web_port=port, web_bind=worker_bind(),
         datadir=os.path.join(tempfile.gettempdir(), f"tierstream-faust-{settings.topic_prefix}{port}"),
         producer_acks=-1,
     )
@@ -95,10 +98,18 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
             return self.json({"status": "ok", "namespace": pipeline.namespace, **pipeline.metrics.snapshot(),
                               "assigned": {r.name: r.partitions for r in readers}})
 
+    registry = registry_for(WorkerCollector(
+        pipeline.metrics, lambda: {r.name: r.lag() for r in readers}, pipeline.folded_watermarks,
+        lambda: pipeline.clock_watermark, pipeline.params.lateness_ms,
+        lambda: {"namespace": pipeline.namespace, "roles": ",".join(sorted(roles))}, [r.name for r in readers],
+        pipeline.fold_duplicates))
+
     @app.page("/metrics")
     class MetricsView(View):
+        """Prometheus text exposition (streams/prom.py); the JSON stays at /health."""
+
         async def get(self, request: Request) -> Response:
-            return self.json(pipeline.metrics.snapshot())
+            return self.bytes(exposition(registry), headers={"Content-Type": CONTENT_TYPE})
 
     _ = (tick, feeds, pointer, Health, MetricsView, stop_readers)
     return app, pipeline
@@ -173,11 +184,20 @@ def run_worker(settings: Settings, loglevel: str = "warning") -> int:
     """`tierstream worker`: create the topics, then run the agents until stopped."""
     from streams.metrics import GC_TENURE_EVERY_S, GcTenure, setup_logging, watch_gc
     from streams.topics import ensure_topics
+    from streams.webport import port_problem, worker_bind, worker_port
 
+    try:  # before anything connects: a taken port is one line, not a traceback from deep in faust
+        port = worker_port()
+        problem = port_problem(worker_bind(), port, "set TIERSTREAM_WEB_PORT to a free port")
+    except ValueError as exc:
+        problem = str(exc)
+    if problem is not None:
+        print(f"tierstream worker: {problem}", file=sys.stderr)
+        return 1
     setup_logging()
     created = asyncio.run(ensure_topics(settings))
-    info("worker starting", settings=repr(settings), created_topics=created)
-    app, pipeline = create_app(settings)
+    info("worker starting", settings=repr(settings), created_topics=created, web_port=port)
+    app, pipeline = create_app(settings, web_port=port)
     watch_gc(pipeline.metrics)
     tenure = GcTenure()
     tenure.tick(time.monotonic())  # what startup built (modules, the app, clients) is never garbage

@@ -237,12 +237,17 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"tierstream simulate: {args.days} days from {args.start} run past 2099, the contract's last year",
               file=sys.stderr)
         return 2
+    from streams.progress import Progress
+
     cfg = SimConfig(shops=args.shops, days=args.days, seed=args.seed, start=args.start)
+    bar = Progress("simulate", args.days, unit="lines")
     try:
-        n = write_simulation(cfg, args.output)
+        n = write_simulation(cfg, args.output, progress=lambda days, lines: bar.update(days, lines))
     except OSError as exc:
         print(f"tierstream simulate: {exc}", file=sys.stderr)
         return 1
+    finally:
+        bar.close()
     print(f"simulate: wrote {n} events for {args.shops} shops over {args.days} days to {args.output}",
           file=sys.stderr)
     return 0
@@ -396,6 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Kafka nodes (KRaft, replicated); default 1, or as many as the last `up` "
                         "(docs/reliability.md)")
     d.set_defaults(func=_devstack)
+
+    from streams.cli_help import decorate
+
+    decorate(p, sub)
     return p
 
 

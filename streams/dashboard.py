@@ -17,8 +17,10 @@ namespace the live pointer names (projections.keys.resolve_namespace).
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -117,7 +119,8 @@ class Dashboard:
         clocks = await self.clocks(k)
         marks = [c["watermark"] for c in clocks if c and c.get("watermark") is not None]
         closed = [c["last_closed"] for c in clocks if c and c.get("last_closed") is not None]
-        return {"namespace": k.ns, "tiers": {i: dict(sorted(t.items())) for i, t in sorted(tiers.items())},
+        return {"namespace": k.ns, "tz": self.params.tz,
+                "tiers": {i: dict(sorted(t.items())) for i, t in sorted(tiers.items())},
                 "totals": dict(sorted(totals.items())), "shops": sum(totals.values()),
                 "watermark": min(marks) if marks else None, "watermark_max": max(marks) if marks else None,
                 "last_closed": min(closed) if closed else None,
@@ -159,7 +162,9 @@ class Dashboard:
         await self.r.aclose()
 
     async def page(self, request: web.Request) -> web.Response:
-        return web.Response(body=PAGE.read_bytes(), content_type="text/html", charset="utf-8")
+        # the page shows every instant in the rules' time zone; it learns which from here, before any data
+        body = PAGE.read_bytes().replace(b"{{TIERSTREAM_TZ}}", html.escape(self.params.tz).encode())
+        return web.Response(body=body, content_type="text/html", charset="utf-8")
 
     async def health(self, request: web.Request) -> web.Response:
         await self.r.ping()
@@ -262,7 +267,12 @@ class Dashboard:
 def run_dashboard(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> int:
     """`tierstream dashboard`: serve until stopped."""
     from streams.metrics import setup_logging
+    from streams.webport import port_problem
 
+    problem = port_problem(host, port, "pick another with --port")
+    if problem is not None:
+        print(f"tierstream dashboard: {problem}", file=sys.stderr)
+        return 1
     setup_logging()
     info("dashboard starting", url=f"http://{host}:{port}/", settings=repr(settings))
     web.run_app(Dashboard(settings).app(), host=host, port=port, print=None, shutdown_timeout=2.0,

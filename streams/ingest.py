@@ -49,3 +49,21 @@ def route(raw: bytes | None, topic: str, partition: int, offset: int, ledger_par
 
 def encode(record: dict[str, Any]) -> bytes:
     return orjson.dumps(record)
+
+
+# A dead letter's reason is free text naming the value; its class (a bounded set) labels the
+# Prometheus counter. First match wins, in this order ("unknown type" before "invalid").
+REASON_CLASSES = (("not valid JSON", "malformed_json"), ("not a JSON object", "not_an_object"),
+                  ("unknown type", "unknown_type"), ("missing field 'type'", "unknown_type"),
+                  ("does not belong on topic", "wrong_topic"), ("unknown input topic", "wrong_topic"),
+                  ("missing field", "missing_field"), ("invalid '", "invalid_field"),
+                  ("must be after", "invalid_field"))
+
+
+def reason_class(reason: str) -> str:
+    """The class of a dead letter's reason: malformed_json, not_an_object, unknown_type, wrong_topic,
+    missing_field, invalid_field, or other."""
+    for fragment, cls in REASON_CLASSES:
+        if fragment in reason:
+            return cls
+    return "other"

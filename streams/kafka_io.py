@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Iterable
@@ -12,6 +13,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.ingest import FANOUT_HEADER
+from streams.progress import Progress
 from streams.settings import Settings
 from streams.topics import OUTPUT_TOPICS, ensure_topics, started
 from tiering.contract import GLOBAL_TYPES, TOPIC_OF_TYPE
@@ -36,11 +38,12 @@ def _topic_of_line(line: bytes) -> tuple[str, bytes | None, bool]:
 
 
 async def produce(settings: Settings, src: Iterable[bytes], in_order: bool = True, rate: float | None = None,
-                  progress: bool = False) -> int:
+                  progress: Progress | None = None) -> int:
     """Send each line to its input topic keyed by shop_id, in order: each acknowledged before the
     next, with increasing record timestamps, so ingest can restore the file's order across topics.
     `in_order=False` pipelines the sends (faster; cross-topic order then only approximate).
-    `rate` paces the sending at that many lines per second (a live feed for demos and benchmarks)."""
+    `rate` paces the sending at that many lines per second (a live feed for demos and benchmarks);
+    `progress` is told the bytes of `src` read and the lines sent."""
     await ensure_topics(settings)
 
     async def new_producer() -> AIOKafkaProducer:
@@ -49,12 +52,13 @@ async def produce(settings: Settings, src: Iterable[bytes], in_order: bool = Tru
 
     producer = await new_producer()
     abandoned: list[Any] = []  # stuck producers being stopped in the background
-    n = 0
+    n = read = 0
     stamp = 0
     t0 = time.monotonic()
     try:
         pending = []
         for line in src:
+            read += len(line)
             line = line.rstrip(b"\n")
             if not line.strip():
                 continue
@@ -92,8 +96,8 @@ async def produce(settings: Settings, src: Iterable[bytes], in_order: bool = Tru
                 if len(pending) > 10_000:
                     await asyncio.gather(*pending)
                     pending.clear()
-            if progress and n % 10_000 == 0:
-                print(f"produce: {n} sent ({n / (time.monotonic() - t0):,.0f}/s)", file=sys.stderr, flush=True)
+            if progress is not None:
+                progress.update(read, n)
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
@@ -129,9 +133,12 @@ def produce_cmd(settings: Settings, path: str, rate: float | None = None) -> int
         print("produce: --rate must be positive", file=sys.stderr)
         return 2
     with open(path, "rb") as src:
-        n = asyncio.run(produce(settings, src, in_order=rate is None or rate <= 1000, rate=rate,
-                                progress=rate is not None))
-    print(f"produce: sent {n} messages", file=sys.stderr)
+        bar = Progress("produce", os.fstat(src.fileno()).st_size, unit="lines")
+        try:
+            n = asyncio.run(produce(settings, src, in_order=rate is None or rate <= 1000, rate=rate, progress=bar))
+        finally:
+            bar.close()
+    print(f"produce: sent {n} lines to the input topics", file=sys.stderr)
     return 0
 
 

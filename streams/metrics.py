@@ -1,8 +1,8 @@
-"""Counters and a latency window for the health endpoint, JSON log lines, and the collector's
-pauses: timed (`watch_gc`) and kept short (`GcTenure`)."""
+"""Counters, latency windows and histograms (/health, /metrics), JSON logs, the collector's pauses."""
 
 from __future__ import annotations
 
+import bisect
 import gc
 import logging
 import statistics
@@ -17,8 +17,27 @@ import orjson
 log = logging.getLogger("tierstream")
 
 
+LATENCY_BUCKETS_MS = (1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0)
+
+
+class Histogram:
+    """Counts of observations per latency bucket (not cumulative; the last is above every bound), and their sum."""
+
+    __slots__ = ("counts", "total_ms")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+        self.total_ms = 0.0
+
+    def add(self, ms: float) -> None:
+        self.counts[bisect.bisect_left(LATENCY_BUCKETS_MS, ms)] += 1  # bucket i holds ms <= bound i
+        self.total_ms += ms
+
+
 class Metrics:
-    """Counters, and windows of recent latencies by name (p50/p99 in /health and /metrics).
+    """Counters (some also by a label: dead letters by reason class, outputs by type), and per
+    latency name a window of recent values (p50/p99 in /health) and a histogram since start
+    (/metrics, streams/prom.py).
 
     Latencies read the wall clock: they describe the worker, no decision uses them."""
 
@@ -26,6 +45,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.counters: dict[str, int] = {}
+        self.labeled: dict[str, dict[str, int]] = {}
+        self.histograms: dict[str, Histogram] = {}
         self._windows: dict[str, deque[float]] = {}
         self.retries: dict[str, dict[str, Any]] = {}
 
@@ -37,18 +58,25 @@ class Metrics:
         entry["last_error"] = repr(error)[:300]
         entry["last_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
-    def bump(self, name: str, n: int = 1) -> None:
+    def bump(self, name: str, n: int = 1, label: str | None = None) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
+        if label is not None:
+            by = self.labeled.setdefault(name, {})
+            by[label] = by.get(label, 0) + n
 
     def observe(self, name: str, ms: float) -> None:
         window = self._windows.get(name)
         if window is None:
             window = self._windows[name] = deque(maxlen=self.WINDOW)
+            self.histograms[name] = Histogram()
         window.append(ms)
+        self.histograms[name].add(ms)
 
     def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {"counters": dict(sorted(self.counters.items())),
                                "retries": {k: dict(v) for k, v in sorted(self.retries.items())}}
+        if self.labeled:
+            out["counters_by_label"] = {k: dict(sorted(v.items())) for k, v in sorted(self.labeled.items())}
         for name, window in sorted(self._windows.items()):
             lat = sorted(window)
             if lat:

@@ -18,7 +18,7 @@ from projections.keys import Keys, resolve_namespace
 from projections.processor import PartitionProcessor, commit_pass, fold_pass
 from projections.redis_store import FencedOut, RedisStore, queue_script
 from streams import clock
-from streams.ingest import Routed, encode, route
+from streams.ingest import Routed, encode, reason_class, route
 from streams.ledger_writer import LedgerRecord, LedgerWriter, PartialWrite
 from streams.metrics import Metrics, info
 from streams.settings import Settings
@@ -56,6 +56,7 @@ class Pipeline:
         self._evaluating = asyncio.Lock()  # one fold/commit/feed flush at a time per worker
         # the namespace folded into: the one the live pointer of settings.namespace names, else that name
         self.namespace = settings.namespace
+        self.clock_watermark: int | None = None  # the last marker's watermark any clock sent (/metrics)
 
     async def pointer_target(self) -> str:
         """The namespace the live pointer of settings.namespace names now (`replay promote`)."""
@@ -131,7 +132,7 @@ class Pipeline:
         max_ts: dict[tuple[str, int], int] = {}  # per input partition, named once per batch below
         for m, r, eid in routed:
             if r.dead is not None:
-                self.metrics.bump("dead_letters")
+                self.metrics.bump("dead_letters", label=reason_class(r.dead["reason"]))
                 futures.append(await send(self.settings.topic("dead-letters"), r.key, encode(r.dead), None))
                 continue
             assert r.event is not None
@@ -199,6 +200,8 @@ class Pipeline:
         pipe.hgetall(self.clock_keys.pending)
         pipe.get(self.clock_keys.sent)
         raw_max, raw_pending, raw_sent = await pipe.execute()
+        if raw_sent is not None:
+            self.clock_watermark = int(raw_sent)
         wall = int(time.time() * 1000)
         reports = {k.decode(): v.decode() for k, v in raw_pending.items()}
         waiting = {tp: clock.is_waiting(reports.get(tp), wall, PROGRESS_FRESH_MS) for tp in self.input_partitions}
@@ -211,6 +214,7 @@ class Pipeline:
         futures = [await send(self.settings.topic(LEDGER), None, value, p) for p in range(self.settings.partitions)]
         await asyncio.gather(*futures)
         self.metrics.bump("markers")
+        self.clock_watermark = w
         return w
 
     # -- evaluate ----------------------------------------------------------------------------
@@ -227,6 +231,15 @@ class Pipeline:
         """The last ledger offset this namespace folded for the partition (-1: none)."""
         raw = self.sredis.get(Keys(self.namespace).offset(partition))
         return int(raw) if raw is not None else -1
+
+    def folded_watermarks(self) -> dict[int, int]:
+        """Per ledger partition this worker folds, the watermark its state has reached (/metrics)."""
+        return {p: proc.store.clock.watermark for p, proc in list(self._processors.items())
+                if proc.store.clock.watermark is not None}
+
+    def fold_duplicates(self) -> dict[int, int]:
+        """Per ledger partition this worker folds, the duplicates its fold dropped (state: kept with the clock)."""
+        return {p: proc.store.clock.stats.get("duplicates", 0) for p, proc in list(self._processors.items())}
 
     def forget(self) -> None:
         """Drop the per-partition processors (their cached clock and offset): the next batch loads afresh."""
@@ -292,7 +305,11 @@ class Pipeline:
         await self._send_all(events, send)
         if len(events) < len(outputs):
             await self._send_all([o for o in outputs if o["type"] == "shop_state"], send)
-        self.metrics.bump("outputs", len(events))
+        by_type: dict[str, int] = {}
+        for o in events:
+            by_type[o["type"]] = by_type.get(o["type"], 0) + 1
+        for otype, n in by_type.items():
+            self.metrics.bump("outputs", n, label=otype)
         self.metrics.bump("shop_states", len(outputs) - len(events))
 
     async def _send_all(self, outputs: Sequence[Output], send: Send) -> None:

@@ -89,11 +89,16 @@ class GroupReader:
         self.partitions: list[str] = []  # "topic/partition" held now (in /health)
         self._done_upto: dict[TopicPartition, int] = {}  # next offset to commit per partition, not yet committed
         self._committed_at = 0.0
+        # for the lag in /metrics: per partition held, the next offset to process, and the end offset
+        # read at assignment (before the first fetch response brings its highwater)
+        self.positions: dict[TopicPartition, int] = {}
+        self._ends: dict[TopicPartition, int] = {}
 
     async def starting(self) -> None:
         """Before joining the group."""
 
     async def run(self) -> None:
+        self.positions, self._ends = {}, {}
         await self.starting()
         consumer = self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka, group_id=self.group_id, enable_auto_commit=False,
@@ -140,8 +145,26 @@ class GroupReader:
     async def assigned(self, tps: set[TopicPartition]) -> None:
         prefix = len(self.settings.topic_prefix)
         self.partitions = sorted(f"{tp.topic[prefix:]}/{tp.partition}" for tp in tps)
+        self.positions = {tp: o for tp, o in self.positions.items() if tp in tps}
         if self._consumer is not None:
+            with contextlib.suppress(Exception):  # only the lag needs it; a fetch brings it too
+                self._ends = dict(await asyncio.wait_for(self._consumer.end_offsets(list(tps)), 5)) if tps else {}
             await self.on_assigned(self._consumer, tps)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Per partition held: its end offset minus the next offset to process (records not yet
+        appended to the ledger by ingest, not yet folded and committed by evaluate). Topics unprefixed."""
+        consumer, cut = self._consumer, len(self.settings.topic_prefix)
+        if consumer is None:
+            return {}
+        out: dict[tuple[str, int], int] = {}
+        for tp, position in list(self.positions.items()):
+            try:
+                end = max(consumer.highwater(tp) or 0, self._ends.get(tp, 0))
+            except Exception:  # not assigned any more (a rebalance under way)
+                continue
+            out[tp.topic[cut:], tp.partition] = max(0, end - position)
+        return out
 
     async def on_revoked(self, consumer: AIOKafkaConsumer) -> None:
         pass
@@ -228,6 +251,7 @@ class IngestReader(GroupReader):
         await self.pipeline.ingest(batch, self.send, self.ledger, pending)
         upto = {(r.topic, r.partition): r.offset + 1 for r in ready}  # the last of each partition wins
         self._done_upto.update((TopicPartition(*tp), offset) for tp, offset in upto.items())
+        self.positions.update((TopicPartition(*tp), offset) for tp, offset in upto.items())
 
     async def on_revoked(self, consumer: AIOKafkaConsumer) -> None:
         """Before partitions move: send what is held (the next owner starts after it) and commit.
@@ -241,7 +265,8 @@ class IngestReader(GroupReader):
 
     async def on_assigned(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> None:
         for tp in sorted(tps):
-            self.merge.start((tp.topic, tp.partition), await consumer.position(tp))
+            position = self.positions[tp] = await consumer.position(tp)
+            self.merge.start((tp.topic, tp.partition), position)
 
 
 class LedgerReader(GroupReader):
@@ -294,7 +319,9 @@ class LedgerReader(GroupReader):
         done_ms = time.time() * 1000
         metrics.observe("ledger_to_commit_ms", done_ms - oldest)
         metrics.observe("evaluate_pass_ms", done_ms - fetched_ms)
-        self._done_upto.update({tp: records[-1].offset + 1 for tp, records in batches})  # for lag tools only
+        done = {tp: records[-1].offset + 1 for tp, records in batches}
+        self._done_upto.update(done)  # for lag tools only
+        self.positions.update(done)
 
     async def closing(self, consumer: AIOKafkaConsumer) -> None:
         await self.commit_done(consumer)
@@ -304,6 +331,7 @@ class LedgerReader(GroupReader):
         for tp in sorted(tps):
             stored = await asyncio.to_thread(self.pipeline.stored_offset, tp.partition)
             consumer.seek(tp, stored + 1)
+            self.positions[tp] = stored + 1
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

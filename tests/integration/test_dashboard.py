@@ -171,3 +171,82 @@ def test_browser_follows_a_shop_live(stacks: Any) -> None:
             page.screenshot(path=str(ARTIFACTS / "dashboard-after.png"), full_page=True)
         finally:
             browser.close()
+
+
+def _local(ms: int, tz: str = "Asia/Shanghai") -> str:
+    """An instant as the page shows it: local date and time with the offset (zoneinfo, not the browser)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    stamp = datetime.fromtimestamp(ms / 1000, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %z")
+    return f"{stamp[:-2]}:{stamp[-2:]}"
+
+
+def _overflow(page: Any) -> dict[str, Any]:
+    """What sticks out: the page wider than the window, the platform table wider than its box,
+    and any visible element whose right edge is past the window's."""
+    return dict(page.evaluate("""() => {
+      const t = document.querySelector('#platform-table'), w = window.innerWidth;
+      const out = [...document.querySelectorAll('body *')].filter(e => {
+        const r = e.getBoundingClientRect(); return r.width > 0 && r.right > w + 0.5; })
+        .map(e => e.id || e.tagName + '.' + e.className).slice(0, 10);
+      return {page: document.documentElement.scrollWidth, window: w, table: t.scrollWidth,
+              box: t.parentElement.clientWidth, outside: out};
+    }"""))
+
+
+def test_browser_shows_local_times_and_fits_desktop_and_phone(stacks: Any) -> None:
+    """Every instant in the rules' time zone with its offset, cycles by their local days, the
+    registration buffer's end; at 1280 px and at a phone's width nothing overflows (screenshots
+    dashboard-1280.png, dashboard-phone.png in artifacts/)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from bench.simulate import INDUSTRIES
+
+    st = stacks("seed000_example_b")
+    _, api = st.dashboard.get("/api/shops/B")
+    _, platform = st.dashboard.get("/api/platform")
+    assert platform["tz"] == "Asia/Shanghai" and api["registration_join"]["state"] == "buffer"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), args=[
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--disable-background-networking", "--no-first-run", "--disable-extensions"])
+        try:
+            for name, viewport in (("1280", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})):
+                page = browser.new_page(viewport=viewport, device_scale_factor=1)
+                page.goto(st.dashboard.url + "/#B")
+                expect(page.locator("#shop-title")).to_contain_text("B")
+                expect(page.locator("#platform-table tbody tr")).to_have_count(len(platform["tiers"]) + 1)
+                # the cycle [2023-02-01, 2023-02-16) by its local days; the buffer ends at its boundary
+                expect(page.locator("#cycle")).to_have_text("2023-02-01 – 2023-02-15")
+                expect(page.locator("#registration")).to_contain_text(
+                    "registration join: buffer until 2023-02-16 00:00 +08:00")
+                assert _local(api["cycle"]["end"]) == "2023-02-16 00:00 +08:00"
+                expect(page.locator("#platform-meta")).to_contain_text(
+                    f"last closed boundary {_local(platform['last_closed'])}")
+                expect(page.locator("#platform-meta")).to_contain_text(f"watermark {_local(platform['watermark'])}")
+                expect(page.locator("#times-note")).to_contain_text(f"as of {_local(api['as_of'])}")
+                assert "Z" not in page.locator("#platform-meta").inner_text().replace("tz", "")
+                tip = page.locator("#history circle title").first.text_content()
+                assert tip is not None and tip.startswith("2022-12-01 – 2022-12-15: ")
+                # a grace deadline (none in this scenario's end state) goes through the same formatting
+                page.evaluate("""(v) => renderShop({...v, registration_join:
+                    {state: 'revoked', grace_deadline: 1676563200000, blocked: false}})""", api)
+                expect(page.locator("#registration")).to_contain_text(
+                    "change join setting before 2023-02-17 00:00 +08:00")
+                page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+                fit = _overflow(page)
+                assert fit["page"] <= fit["window"] and fit["table"] <= fit["box"] and not fit["outside"], fit
+                # and a platform of the simulator's six industries with six-digit counts fits as well
+                big = {**platform, "shops": 9_999_999, "totals": dict.fromkeys(tiers := (
+                    "premium", "potential", "improving", "substandard", "unassessed"), 1_999_999),
+                    "tiers": {i: dict.fromkeys(tiers, 333_333) for i in INDUSTRIES}}
+                page.evaluate("(p) => renderPlatform(p)", big)
+                expect(page.locator("#platform-table tbody tr")).to_have_count(len(INDUSTRIES) + 1)
+                page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}-large.png"), full_page=True)
+                fit = _overflow(page)
+                assert fit["page"] <= fit["window"] and fit["table"] <= fit["box"] and not fit["outside"], fit
+                page.close()
+        finally:
+            browser.close()
