@@ -11,7 +11,13 @@ EXAMPLES: dict[str, str] = {
   tierstream replay --input events.jsonl --output out.jsonl            # the file form
   tierstream replay --from-kafka --namespace rebuilt --verify           # re-fold the ledger, compare with live
   tierstream replay --from-kafka --set online_days_threshold=7 --report whatif.json   # a what-if
+  tierstream replay --input events.jsonl --output out.jsonl --workers 2   # shops split over 2 processes
+  tierstream replay --from-kafka --namespace rebuilt --workers 4 --publish-shop-state
   tierstream replay promote rebuilt && tierstream replay drop live""",
+    "schema": """\
+  tierstream schema --list             # every input and output type, its kind and topic
+  tierstream schema tier_changed       # one JSON Schema (draft 2020-12)
+  tierstream schema --write schemas/   # every schema as a file""",
     "simulate": """\
   tierstream simulate --shops 1000 --days 60 --seed 1 --output events.jsonl""",
     "worker": """\
@@ -33,6 +39,8 @@ EXAMPLES: dict[str, str] = {
   tierstream explain shop-00042 --json""",
     "devstack": """\
   tierstream devstack up && eval "$(tierstream devstack env)"
+  tierstream devstack up --redis-cluster --replicas 1   # also a Redis Cluster of 3 masters
+  tierstream devstack up --brokers 3                     # a three-broker Kafka (docs/reliability.md)
   tierstream devstack status; tierstream devstack down""",
 }
 
