@@ -34,7 +34,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.simulate import SimConfig, Simulator
 from devstack import brokers, stack
-from devstack.faultproxy import KAFKA_PRODUCE, FaultProxy, ProxyHost, kafka_request, redis_exec
+from devstack.faultproxy import KAFKA_PRODUCE, FaultProxy, ProxyHost, kafka_request, redis_commit
 from projections.keys import Keys
 from streams.kafka_io import produce
 from streams.settings import Settings
@@ -156,7 +156,7 @@ class Soak:
             ("SIGKILL broker", kill_broker),
             ("Redis stall 3 s", lambda: p.stall("redis", 3)),
             ("Kafka reset after produce", lambda: p.reset_after("kafka", kafka_request(KAFKA_PRODUCE))),
-            ("Redis reset after EXEC", lambda: p.reset_after("redis", redis_exec)),
+            ("Redis reset after EXEC", lambda: p.reset_after("redis", redis_commit)),
             ("Kafka stall 3 s", lambda: p.stall("kafka", 3)),
             ("Redis half-close", half_close_redis),
         ]

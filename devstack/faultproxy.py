@@ -4,7 +4,8 @@ One `FaultProxy` forwards a listening port to a target port. Faults are switched
 thread through `ProxyHost` (its own event loop in a daemon thread), so synchronous tests and
 the soak drive them. With `kafka=True` the client-to-server stream is cut at Kafka's request
 frames (a 4-byte size, then api key and version), so a reset can follow a given request type;
-otherwise at whatever chunks the socket returns, matched by bytes (a Redis `EXEC`).
+otherwise at whatever chunks the socket returns, matched by bytes (a Redis commit: the fold's
+commit script or an `EXEC`).
 """
 
 from __future__ import annotations
@@ -237,9 +238,11 @@ class ProxyHost:
         self._thread.join(timeout=10)
 
 
-def redis_exec(data: bytes) -> bool:
-    """A Redis request that carries EXEC (the end of a MULTI/EXEC transaction: a commit)."""
-    return b"\r\nEXEC\r\n" in data
+def redis_commit(data: bytes) -> bool:
+    """A Redis request that carries a commit: the fold's per-partition commit script (an EVAL of
+    projections/commit.py's text, recognised by its `local EMBEDDED` table) or an EXEC (the end of
+    a MULTI/EXEC transaction)."""
+    return b"local EMBEDDED = " in data or b"\r\nEXEC\r\n" in data
 
 
 def kafka_request(*api_keys: int) -> Callable[[bytes], bool]:

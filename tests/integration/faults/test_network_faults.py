@@ -1,6 +1,6 @@
 """Network faults between the worker and Kafka, and the worker and Redis, through the fault proxy
 (devstack/faultproxy.py): latency, a stall, a reset right after a produce request or a Redis
-EXEC (the write happened, its answer is lost), a half-close. The end conditions are the broker
+commit script (the write happened, its answer is lost), a half-close. The end conditions are the broker
 faults' (harness.py); the worker's /health lists what it retried."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from devstack import brokers
-from devstack.faultproxy import KAFKA_PRODUCE, ProxyHost, kafka_request, redis_exec
+from devstack.faultproxy import KAFKA_PRODUCE, ProxyHost, kafka_request, redis_commit
 from tests.integration.faults.harness import FaultRun, workload
 from tests.integration.live import Worker, settings_for
 
@@ -43,9 +43,9 @@ def stall(proxies: ProxyHost, side: str, seconds: float) -> dict[str, Any]:
 
 
 def reset_after_commit(proxies: ProxyHost, side: str, timeout: float = 60) -> dict[str, Any]:
-    """Kafka: after a produce request (the ledger append); Redis: after an EXEC (the fold's commit)."""
+    """Kafka: after a produce request (the ledger append); Redis: after the fold's commit script (or an EXEC)."""
     before = proxies.count(side, "resets_after_request")
-    proxies.reset_after(side, kafka_request(KAFKA_PRODUCE) if side == "kafka" else redis_exec)
+    proxies.reset_after(side, kafka_request(KAFKA_PRODUCE) if side == "kafka" else redis_commit)
     deadline = time.monotonic() + timeout
     while proxies.count(side, "resets_after_request") == before:
         assert time.monotonic() < deadline, f"no {side} commit went through the proxy in {timeout}s"
@@ -71,6 +71,11 @@ def _sequence(proxies: ProxyHost, steps: list[Callable[[], dict[str, Any]]]) -> 
     return fault
 
 
+# In the long tier for now: written against the MULTI/EXEC commit, its Redis reset waited for an
+# EXEC that the per-partition commit script (issue 16) no longer sends. With the matcher following
+# the script it has passed once on the merged code; back in the default run once it has passed
+# repeatedly (docs/reliability.md, "Not done").
+@pytest.mark.faults_long
 def test_every_network_fault_in_turn_mid_stream_loses_nothing(
         cluster: brokers.ClusterConfig, proxies: ProxyHost, redis_url: str, unique: str, tmp_path: Path) -> None:
     """The short run: each fault once, briefly, on both links, in one worker's run."""
@@ -83,7 +88,7 @@ def test_every_network_fault_in_turn_mid_stream_loses_nothing(
         lambda: half_close(p, "redis"),
     ]))
     print(report)
-    # the EXEC whose answer was lost is retried: as a fenced commit folded again, or a restarted reader
+    # the commit whose answer was lost is retried: as a fenced commit folded again, or a restarted reader
     assert report["retries"], f"/health should list what the worker retried: {report}"
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.faultproxy import FaultProxy, ProxyHost, redis_exec
+from devstack.faultproxy import FaultProxy, ProxyHost, redis_commit
 from tests.integration.live import free_port
 
 pytestmark = pytest.mark.faults
@@ -86,7 +86,7 @@ def test_a_reset_after_a_request_lets_the_server_do_the_work_and_loses_the_answe
         proxy: tuple[ProxyHost, FaultProxy], echo: tuple[int, list[bytes]]) -> None:
     host, p = proxy
     c = _client(p)
-    host.reset_after("echo", redis_exec)
+    host.reset_after("echo", redis_commit)
     c.sendall(b"*1\r\n$4\r\nEXEC\r\n")
     with pytest.raises(ConnectionResetError):
         assert c.recv(100) == b""
