@@ -75,6 +75,13 @@ class Worker:
             time.sleep(0.3)
         raise AssertionError(f"worker not ready in {timeout}s:\n{self.tail()}")
 
+    def wait_batches(self, n: int, timeout: float = 60) -> None:
+        """Until the worker has folded `n` ledger batches (mid-stream, for a fault to strike)."""
+        deadline = time.monotonic() + timeout
+        while (self.health() or {}).get("counters", {}).get("batches", 0) < n:
+            assert time.monotonic() < deadline, f"the worker never got going\n{self.tail()}"
+            time.sleep(0.1)
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)

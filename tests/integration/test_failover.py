@@ -123,10 +123,7 @@ def test_sigkill_of_a_master_mid_stream_fails_over_and_state_equals_a_replay(
     try:
         producer = threading.Thread(target=produce_lines, args=(s, lines))
         producer.start()
-        deadline = time.monotonic() + 60
-        while (w.health() or {}).get("counters", {}).get("batches", 0) < 20:  # folding, mid-stream
-            assert time.monotonic() < deadline, "the worker never got going"
-            time.sleep(0.1)
+        w.wait_batches(20)  # folding, mid-stream
         assert producer.is_alive(), "input should still be arriving at the kill"
         os.kill(pid, signal.SIGKILL)
         producer.join()

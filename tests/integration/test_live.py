@@ -173,10 +173,7 @@ def test_sigkill_mid_stream_then_restart_equals_a_clean_replay(
     try:
         producer = threading.Thread(target=produce_lines, args=(s, workload))
         producer.start()
-        deadline = time.monotonic() + 60
-        while (w.health() or {}).get("counters", {}).get("batches", 0) < 20:  # folding, mid-stream
-            assert time.monotonic() < deadline, "the worker never got going"
-            time.sleep(0.1)
+        w.wait_batches(20)  # folding, mid-stream
         assert producer.is_alive(), "input should still be arriving at the kill"
         w.kill(signal.SIGKILL)
         w = Worker(s, tmp_path, "restarted").start().wait_ready()
@@ -227,10 +224,7 @@ def test_a_restart_of_redis_or_the_broker_mid_stream_loses_nothing(
     w = Worker(s, tmp_path, f"restart-{service}").start().wait_ready()
     try:
         produce_lines(s, first)
-        deadline = time.monotonic() + 60
-        while (w.health() or {}).get("counters", {}).get("batches", 0) < 5:
-            assert time.monotonic() < deadline, "the worker never got going"
-            time.sleep(0.1)
+        w.wait_batches(5)  # folding, mid-stream
         if service == "redis":
             stack.stop_redis(devstack)
             time.sleep(2)

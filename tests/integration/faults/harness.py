@@ -97,10 +97,7 @@ class FaultRun:
         try:
             producer = threading.Thread(target=produce_lines, args=(self.s, self.lines), daemon=True)
             producer.start()
-            deadline = time.monotonic() + 90
-            while (w.health() or {}).get("counters", {}).get("batches", 0) < mid_stream_batches:
-                assert time.monotonic() < deadline, f"the worker never got going\n{w.tail()}"
-                time.sleep(0.1)
+            w.wait_batches(mid_stream_batches, timeout=90)  # folding, mid-stream
             assert producer.is_alive(), "input should still be arriving when the fault strikes"
             sampler.start()
             t0 = time.monotonic()
