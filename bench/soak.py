@@ -56,8 +56,7 @@ class Soak:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.cfg = stack.StackConfig.from_env()
-        base = int(os.environ.get("TIERSTREAM_TEST_CLUSTER_PORT", str(self.cfg.kafka_port + 200)))
-        self.cluster = brokers.ClusterConfig(self.cfg.home / "cluster", base)
+        self.cluster = brokers.ClusterConfig.for_tests(self.cfg.home, self.cfg.kafka_port)
         # not t<hex>-: a test session's clean-up deletes those topics and keys, on any run beside it
         prefix = f"soak{uuid.uuid4().hex[:8]}"
         self.s = Settings.from_env({"TIERSTREAM_KAFKA": self.cluster.bootstrap, "TIERSTREAM_REDIS": self.cfg.redis_url,

@@ -2,10 +2,11 @@
 
 Each node is a combined broker + controller (`process.roles=broker,controller`): three JVMs
 instead of six on a small machine, and a quorum of three voters still survives one node's loss.
-Node i (0-based) listens on `base + 2i` for clients, `base + 2i + 1` for the controller quorum,
-and `base + 100 + 2i` on a FAULTY listener that advertises `base + 101 + 2i`: a fault proxy
-(devstack/faultproxy.py) listening there sees every byte a client that bootstrapped through it
-sends to any node, because the metadata it gets back names the proxies.
+With N nodes, node i (0-based) listens on `base + 2i` for clients, `base + 2i + 1` for the
+controller quorum, and `base + 2N + 2i` on a FAULTY listener that advertises `base + 2N + 2i + 1`:
+a fault proxy (devstack/faultproxy.py) listening there sees every byte a client that bootstrapped
+through it sends to any node, because the metadata it gets back names the proxies. The 4N ports
+are one block from `base` up, so a cluster stays inside the range its base was chosen from.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from typing import Any
 
 from devstack.stack import HERE, DevstackError, _pid, _port_open, _tail, fetch_kafka
 
-FAULT_OFFSET = 100  # the FAULTY listener's ports sit this far above the client ports
+# A test cluster's base above the devstack's Kafka port: clear of the devstack's own ports (Kafka,
+# controller, and a `--brokers 3` cluster's 12 from there), inside the hundred the team gives each
+# devstack (a layout reaching +100 and beyond ran into a neighbour's Kafka: docs/reliability.md)
+TEST_CLUSTER_OFFSET = 20
 
 
 @dataclass(frozen=True)
 class ClusterConfig:
     home: Path
-    base: int  # node i: clients base+2i, controller base+2i+1, FAULTY base+100+2i, advertised base+101+2i
+    base: int  # node i: clients base+2i, controller base+2i+1, FAULTY base+2N+2i, advertised base+2N+2i+1
     nodes: int = 3
     heap_mb: int = 512
 
@@ -46,11 +50,27 @@ class ClusterConfig:
 
     def fault_port(self, node: int) -> int:
         """Where the node's FAULTY listener listens (a proxy forwards to it)."""
-        return self.base + FAULT_OFFSET + 2 * (node - 1)
+        return self.base + 2 * self.nodes + 2 * (node - 1)
 
     def proxy_port(self, node: int) -> int:
         """What the FAULTY listener advertises: where a fault proxy must listen."""
-        return self.base + FAULT_OFFSET + 2 * (node - 1) + 1
+        return self.fault_port(node) + 1
+
+    @property
+    def ports(self) -> range:
+        """Every port the cluster and its fault proxies take."""
+        return range(self.base, self.base + 4 * self.nodes)
+
+    @classmethod
+    def for_tests(cls, devstack_home: Path, kafka_port: int) -> ClusterConfig:
+        """The fault tests' and the soak's cluster: in the devstack's home, on TIERSTREAM_TEST_CLUSTER_PORT
+        (default: the devstack's Kafka port + TEST_CLUSTER_OFFSET)."""
+        raw = os.environ.get("TIERSTREAM_TEST_CLUSTER_PORT", str(kafka_port + TEST_CLUSTER_OFFSET))
+        try:
+            base = int(raw)
+        except ValueError:
+            raise DevstackError(f"TIERSTREAM_TEST_CLUSTER_PORT must be a port number, got {raw!r}") from None
+        return cls(devstack_home / "cluster", base)
 
     @property
     def bootstrap(self) -> str:
@@ -124,7 +144,14 @@ def _cluster_id(cc: ClusterConfig) -> str:
 def start_node(cc: ClusterConfig, node: int) -> str:
     """Start one node (format its storage first if new); return at once: `wait_ready` waits."""
     pid = _pid(cc.pidfile(node))
+    props = cc.node_home(node) / "server.properties"
     if pid:
+        # a node started from this home with another base listens elsewhere: taking it as running
+        # would send every client to ports nobody answers on
+        if props.exists() and props.read_text() != _properties(cc, node):
+            raise DevstackError(f"kafka-{node} (pid {pid}) runs from {cc.home} with other ports than base {cc.base}; "
+                                "stop that cluster first (`tierstream devstack down --brokers 3` with its "
+                                "TIERSTREAM_DEVSTACK_KAFKA_PORT, or the same TIERSTREAM_TEST_CLUSTER_PORT)")
         return f"kafka-{node} already running (pid {pid})"
     for port, what in ((cc.client_port(node), "client"), (cc.controller_port(node), "controller"),
                        (cc.fault_port(node), "FAULTY")):
@@ -134,7 +161,6 @@ def start_node(cc: ClusterConfig, node: int) -> str:
     libs = fetch_kafka_libs()
     home = cc.node_home(node)
     home.mkdir(parents=True, exist_ok=True)
-    props = home / "server.properties"
     props.write_text(_properties(cc, node))
     if not (home / "data" / "meta.properties").exists():
         fmt = subprocess.run(_java(cc, node, libs, "kafka.tools.StorageTool", "format",

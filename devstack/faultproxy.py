@@ -59,7 +59,12 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.listen_port, reuse_address=True)
+        try:
+            self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.listen_port,
+                                                      reuse_address=True)
+        except OSError as exc:  # the port is another process's: say whose proxy and which port
+            raise OSError(exc.errno, f"fault proxy {self.name} cannot listen on 127.0.0.1:{self.listen_port} "
+                                     f"(-> {self.target_port}): {exc.strerror}") from exc
 
     async def close(self) -> None:
         if self._server is not None:
@@ -120,8 +125,8 @@ class FaultProxy:
         self._conns.add(conn)
         self.stats["connections"] += 1
         try:
-            await asyncio.gather(self._pump_up(creader, conn), self._pump_down(sreader, conn),
-                                 return_exceptions=True)
+            await asyncio.gather(self._relay(self._pump_up(creader, conn), conn),
+                                 self._relay(self._pump_down(sreader, conn), conn), return_exceptions=True)
         finally:
             self._conns.discard(conn)
             for w in (cwriter, swriter):
@@ -144,6 +149,17 @@ class FaultProxy:
             return head + await reader.readexactly(struct.unpack(">i", head)[0])
         except asyncio.IncompleteReadError as exc:
             return exc.partial
+
+    async def _relay(self, pump: Coroutine[Any, Any, None], conn: _Conn) -> None:
+        """Run one direction; a side that fails (an RST, a killed process's socket) resets the other,
+        as it would reach the peer without a proxy in between. Swallowed, the error would leave the
+        client waiting on an open socket for an answer that never comes (its request timeout, 40 s
+        in aiokafka, after every broker kill)."""
+        try:
+            await pump
+        except (ConnectionError, OSError):
+            self.stats["peer_resets"] += 1
+            conn.reset()
 
     async def _pump_up(self, reader: asyncio.StreamReader, conn: _Conn) -> None:
         while data := await self._read_up(reader):

@@ -39,15 +39,17 @@ def test_replication_beyond_the_brokers_and_bad_values_are_refused() -> None:
 
 
 def test_cluster_ports_and_properties(tmp_path: Path) -> None:
-    cc = brokers.ClusterConfig(tmp_path, 19292)
+    cc = brokers.ClusterConfig(tmp_path, 19112)
     assert [(cc.client_port(n), cc.controller_port(n), cc.fault_port(n), cc.proxy_port(n)) for n in cc.ids] == [
-        (19292, 19293, 19392, 19393), (19294, 19295, 19394, 19395), (19296, 19297, 19396, 19397)]
-    assert cc.bootstrap == "127.0.0.1:19292,127.0.0.1:19294,127.0.0.1:19296"
+        (19112, 19113, 19118, 19119), (19114, 19115, 19120, 19121), (19116, 19117, 19122, 19123)]
+    assert cc.bootstrap == "127.0.0.1:19112,127.0.0.1:19114,127.0.0.1:19116"
+    assert cc.proxied_bootstrap == "127.0.0.1:19119,127.0.0.1:19121,127.0.0.1:19123"
+    assert cc.ports == range(19112, 19124)
     props = dict(line.split("=", 1) for line in brokers._properties(cc, 2).replace("\\\n", "").splitlines() if line)
     assert props["node.id"] == "2"
-    assert props["controller.quorum.voters"] == "1@127.0.0.1:19293,2@127.0.0.1:19295,3@127.0.0.1:19297"
-    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19294,FAULTY://127.0.0.1:19395"
-    assert "FAULTY://127.0.0.1:19394" in props["listeners"]
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:19113,2@127.0.0.1:19115,3@127.0.0.1:19117"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19114,FAULTY://127.0.0.1:19121"
+    assert "FAULTY://127.0.0.1:19120" in props["listeners"]
     assert (props["default.replication.factor"], props["min.insync.replicas"]) == ("3", "2")
     assert props["unclean.leader.election.enable"] == "false"
 
@@ -107,3 +109,41 @@ def test_a_partial_ledger_write_names_the_partitions_that_were_written() -> None
     err = asyncio.run(run())
     assert isinstance(err.cause, ConnectionError)
     assert err.written == {0, 5} - {partition_for(b"shop-1", 8)}
+
+
+def test_clusters_of_devstacks_a_hundred_ports_apart_never_share_a_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The team runs devstacks on Kafka ports 100 apart; each may run a `--brokers 3` cluster on its
+    Kafka port and a test cluster. The old layout (FAULTY ports at +100, test cluster at +200) put
+    one engineer's cluster on the next one's Kafka port (docs/reliability.md)."""
+    monkeypatch.delenv("TIERSTREAM_TEST_CLUSTER_PORT", raising=False)
+    taken: dict[int, int] = {}
+    for kafka_port in range(19092, 19800, 100):
+        home = Path(f"/nonexistent/{kafka_port}")
+        ports = {kafka_port, kafka_port + 1, *brokers.ClusterConfig(home, kafka_port).ports,
+                 *brokers.ClusterConfig.for_tests(home, kafka_port).ports}
+        assert len(ports) == 2 + 2 * 12 - 2, "the devstack's cluster and its test cluster overlap"
+        clashes = {p: taken[p] for p in ports if p in taken}
+        assert clashes == {}, f"the devstack on {kafka_port} shares ports with another: {clashes}"
+        taken.update(dict.fromkeys(ports, kafka_port))
+        assert max(ports) < kafka_port + 100
+
+
+def test_test_cluster_port_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TIERSTREAM_TEST_CLUSTER_PORT", "21000")
+    cc = brokers.ClusterConfig.for_tests(tmp_path, 19092)
+    assert (cc.base, cc.home) == (21000, tmp_path / "cluster")
+    monkeypatch.setenv("TIERSTREAM_TEST_CLUSTER_PORT", "abc")
+    with pytest.raises(brokers.DevstackError, match="TIERSTREAM_TEST_CLUSTER_PORT must be a port number, got 'abc'"):
+        brokers.ClusterConfig.for_tests(tmp_path, 19092)
+
+
+def test_a_node_running_from_the_home_with_other_ports_is_refused_not_taken_as_running(tmp_path: Path) -> None:
+    import os
+
+    old, new = brokers.ClusterConfig(tmp_path, 19292), brokers.ClusterConfig(tmp_path, 19112)
+    old.node_home(1).mkdir(parents=True)
+    (old.node_home(1) / "server.properties").write_text(brokers._properties(old, 1))
+    old.pidfile(1).write_text(str(os.getpid()))  # a live pid: "node 1 is running", at the old ports
+    assert "already running" in brokers.start_node(old, 1)
+    with pytest.raises(brokers.DevstackError, match=r"kafka-1 \(pid \d+\) runs from .* with other ports than base 19112"):
+        brokers.start_node(new, 1)

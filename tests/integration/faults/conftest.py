@@ -27,13 +27,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def cluster(devstack: stack.StackConfig) -> Iterator[brokers.ClusterConfig]:
-    """A running three-node KRaft cluster beside the devstack (its home's `cluster/`), on ports
-    from TIERSTREAM_TEST_CLUSTER_PORT (default: the devstack's Kafka port + 200; node i takes
-    base+2i, base+2i+1, base+100+2i, base+101+2i). Started (and stopped) by the session when not up."""
+    """A running three-node KRaft cluster beside the devstack (its home's `cluster/`), on the 12 ports
+    from TIERSTREAM_TEST_CLUSTER_PORT (default: the devstack's Kafka port + 20; node i takes
+    base+2i, base+2i+1, base+6+2i, base+7+2i). Started (and stopped) by the session when not up."""
     if os.environ.get("TIERSTREAM_TEST_EXTERNAL") == "1":
         pytest.fail("fault tests need the project's own devstack (unset TIERSTREAM_TEST_EXTERNAL)")
-    base = int(os.environ.get("TIERSTREAM_TEST_CLUSTER_PORT", str(devstack.kafka_port + 200)))
-    cc = brokers.ClusterConfig(devstack.home / "cluster", base)
+    cc = brokers.ClusterConfig.for_tests(devstack.home, devstack.kafka_port)
     ok, _ = brokers.status(cc)
     started = not ok
     if started:

@@ -127,3 +127,48 @@ def test_latency_delays_but_keeps_order(proxy: tuple[ProxyHost, FaultProxy]) -> 
         data += c.recv(100)
     assert data == b"ab"
     c.close()
+
+
+def test_a_server_that_resets_its_connection_resets_the_client_too() -> None:
+    """A killed broker's kernel answers its clients with an RST; through the proxy the client must
+    learn it at once, not wait out its request timeout on a socket nobody will answer."""
+    import struct
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        conn.recv(100)  # a request comes in; the server dies without answering it
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    host = ProxyHost()
+    try:
+        p = host.add(FaultProxy(free_port(), srv.getsockname()[1], "dying"))
+        c = socket.create_connection(("127.0.0.1", p.listen_port), timeout=5)
+        c.sendall(b"request")
+        t0 = time.monotonic()
+        with contextlib.suppress(ConnectionResetError):  # an RST, or a FIN after it: both end the wait
+            assert c.recv(100) == b""
+        assert time.monotonic() - t0 < 4, "the client waited for an answer from a server that was gone"
+        assert host.count("dying", "peer_resets") == 1
+        c.close()
+    finally:
+        host.close()
+        srv.close()
+
+
+def test_a_port_in_use_is_named_with_the_proxy() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        host = ProxyHost()
+        try:
+            with pytest.raises(OSError, match=f"fault proxy kafka-3 cannot listen on 127.0.0.1:{port}"):
+                host.add(FaultProxy(port, 1, "kafka-3", kafka=True))
+        finally:
+            host.close()
