@@ -42,6 +42,7 @@ from streams.topics import INPUT_TOPICS, LEDGER
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOPS, EVENTS_PER_SHOP_DAY = 1000, 20.0
+LAG_TIMEOUT_S = 20.0
 
 
 def _free_port() -> int:
@@ -211,8 +212,8 @@ class Soak:
         for line in Path(f"/proc/{self.worker.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 rss_kb = int(line.split()[1])
-        try:
-            input_lag, ledger_lag = asyncio.run(self.lags())
+        try:  # bounded: aiokafka's admin client once waited without end for a coordinator here
+            input_lag, ledger_lag = asyncio.run(asyncio.wait_for(self.lags(), LAG_TIMEOUT_S))
         except Exception:  # a broker is down this very moment: lag unknown, memory still sampled
             input_lag, ledger_lag = -1, -1
         h = self.health() or {}
@@ -237,18 +238,23 @@ class Soak:
             time.sleep(0.05)
         striker.start()
         while feeder.is_alive():
-            s = self.sample()
-            print(f"soak: {s['t']:6.0f}s rss {s['rss_mb']} MB, redis {s['redis_mb']} MB, lag in/ledger "
-                  f"{s['input_lag']}/{s['ledger_lag']}, events_in {s['events_in']}", flush=True)
+            self.show(self.sample())
             time.sleep(a.sample_every)
         striker.join()
         drain_until = time.monotonic() + a.drain_s
+        print(f"soak: the feed stopped ({self.fed:,} events); draining for up to {a.drain_s:.0f} s", flush=True)
         while True:  # the feed stopped: everything sent must be folded
-            s = self.sample()
+            s = self.show(self.sample())
             if (s["input_lag"] == 0 and s["ledger_lag"] == 0) or time.monotonic() > drain_until:
                 break
             time.sleep(a.sample_every)
         return self.verdict(s)
+
+    @staticmethod
+    def show(s: dict[str, Any]) -> dict[str, Any]:
+        print(f"soak: {s['t']:6.0f}s rss {s['rss_mb']} MB, redis {s['redis_mb']} MB, lag in/ledger "
+              f"{s['input_lag']}/{s['ledger_lag']}, events_in {s['events_in']}", flush=True)
+        return s
 
     def verdict(self, last: dict[str, Any]) -> int:
         a = self.args

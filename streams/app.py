@@ -17,8 +17,9 @@ from faust.web import Request, Response, View
 
 from streams.metrics import info
 from streams.pipeline import Pipeline
+from streams.producers import Sender
 from streams.prom import CONTENT_TYPE, WorkerCollector, exposition, registry_for
-from streams.readers import GroupReader, IngestReader, LedgerReader
+from streams.readers import CLOSE_TIMEOUT_S, STUCK_S, GroupReader, IngestReader, LedgerReader
 from streams.settings import Settings
 from streams.webport import worker_bind, worker_port
 
@@ -51,8 +52,10 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
     app.producer_only = True
     pipeline = Pipeline(settings)
 
-    async def send(topic: str, key: bytes | None, value: bytes, partition: int | None) -> Any:
-        return await app.producer.send(topic, key, value, partition, None, None)
+    # outputs, dead letters and markers: our own producer, replaced when a send is stuck (Faust's
+    # could not be, and held every send after a leader moved: streams/producers.py)
+    sender = Sender(settings.kafka, on_renew=lambda exc: pipeline.metrics.retried("producer", exc))
+    send = sender.send
 
     # the readers are raw aiokafka consumers run as Faust tasks, not Faust streams: streams/readers.py says why
     readers: list[GroupReader] = []
@@ -83,11 +86,14 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
 
     for reader in readers:
         app.task(_supervised(app, reader))
+    app.task(sender.watch)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
-    async def stop_readers(sender: Any, *args: Any, **kwargs: Any) -> None:
+    async def stop_readers(_app: Any, *args: Any, **kwargs: Any) -> None:
         for reader in readers:
             reader.stop()
+        # a batch still publishing fails and is folded again by the next worker: nothing is lost
+        await sender.stop()
 
     @app.page("/health")
     class Health(View):
@@ -144,6 +150,29 @@ def _tolerant(pipeline: Pipeline, name: str, step: Callable[[], Awaitable[None]]
     return run
 
 
+class ReaderStuck(Exception):
+    """The reader's loop did not come round for STUCK_S (streams/readers.py)."""
+
+
+async def watched(reader: GroupReader, stuck_s: float = STUCK_S, every_s: float = 1.0) -> None:
+    """Run the reader; if its loop stops coming round for `stuck_s`, cancel it and raise ReaderStuck
+    (the supervisor restarts it). aiokafka can wait without end where no timeout of ours reaches:
+    in the soak, after a broker kill, ingest sat for two minutes in a rebalance while input piled up."""
+    task = asyncio.ensure_future(reader.run())
+    try:
+        while not task.done():
+            await asyncio.wait([task], timeout=every_s)
+            if not task.done() and reader.stuck_for() > stuck_s:
+                stuck = reader.stuck_for()
+                task.cancel()
+                await asyncio.wait([task], timeout=2 * CLOSE_TIMEOUT_S + 5)  # its clean-up is bounded
+                raise ReaderStuck(f"{reader.name}: the reader's loop did not come round for {stuck:.0f} s")
+        task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+
+
 def _supervised(app: faust.App, reader: GroupReader) -> Callable[[], Awaitable[None]]:
     """Run a reader; when it fails (the broker or Redis went away), start it again from what was
     committed, with a growing pause. A restarted reader re-reads: ingest from its group's committed
@@ -154,7 +183,7 @@ def _supervised(app: faust.App, reader: GroupReader) -> Callable[[], Awaitable[N
         while True:
             started = asyncio.get_running_loop().time()
             try:
-                await reader.run()
+                await watched(reader)
                 return  # stopped on purpose
             except asyncio.CancelledError:
                 raise

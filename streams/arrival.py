@@ -75,6 +75,10 @@ class ArrivalMerge(Generic[T]):
     def __len__(self) -> int:
         return len(self._heap)
 
+    def held(self, tp: TP) -> int:
+        """Records of `tp` held, not yet released."""
+        return self._buffered.get(tp, 0)
+
     def waiting(self, tp: TP, end_offset: int | None) -> bool:
         """Whether records of tp are held here or not yet read (for the clock)."""
         nxt = self._next.get(tp)

@@ -17,6 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from projections.keys import partition_for
+from streams.producers import close_producer, new_producer
 from streams.topics import started
 
 MAX_BATCH_BYTES = 512 * 1024  # below the broker's default message.max.bytes (1 MiB)
@@ -49,16 +50,18 @@ class LedgerWriter:
         if self._producer is None:
             # idempotent: a batch retried after a lost acknowledgement (a broker or the network failing)
             # is written once, in order
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-                                        linger_ms=0,
-                                        max_batch_size=MAX_BATCH_BYTES, max_request_size=2 * MAX_BATCH_BYTES)
+            producer = new_producer(self.bootstrap, linger_ms=0, max_batch_size=MAX_BATCH_BYTES,
+                                    max_request_size=2 * MAX_BATCH_BYTES)
             await started(producer)
             self._producer = producer
 
     async def stop(self) -> None:
+        """Flush and close; a producer whose flush hangs is aborted (streams/producers.py): the reader
+        that restarts reads the input of its batches again (a batch that had landed unacknowledged is
+        then in the ledger twice, and the fold drops the copy, as after a worker crash)."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            await producer.stop()
+            await close_producer(producer)
 
     def partition_of(self, record: LedgerRecord) -> int:
         key, _value, p = record

@@ -58,6 +58,14 @@ COMMIT_TIMEOUT_S = 15.0
 # a batch (ledger append, fold, commit) that takes this long is stuck, not slow (p99 ≈ 6 s on a loaded
 # machine): the reader restarts from what was committed, as after any failure (docs/reliability.md)
 HANDLE_TIMEOUT_S = 60.0
+# a reader whose loop has not come round for this long is stuck where no timeout of ours reaches (a
+# rebalance callback waiting on a coordinator, a fetch position never resolved): the supervisor
+# (streams/app.py) cancels it and starts it again. Above HANDLE_TIMEOUT_S + COMMIT_TIMEOUT_S.
+STUCK_S = 90.0
+CLOSE_TIMEOUT_S = 15.0  # a stuck reader's clean-up (commit, producer and consumer stop) is given up after this
+# ingest stops fetching an input partition while the arrival merge holds this many of its records (and
+# resumes below it): catching up after a stall, the merge held 200,000+ records, 1.3 GB of the worker
+MAX_HELD_PER_PARTITION = 20_000
 
 
 def _merged(first: dict[TopicPartition, list[ConsumerRecord]],
@@ -93,12 +101,18 @@ class GroupReader:
         # read at assignment (before the first fetch response brings its highwater)
         self.positions: dict[TopicPartition, int] = {}
         self._ends: dict[TopicPartition, int] = {}
+        self.beat = time.monotonic()  # when the loop last came round (the supervisor's watchdog reads it)
 
     async def starting(self) -> None:
         """Before joining the group."""
 
+    def stuck_for(self) -> float:
+        """Seconds since the loop last came round."""
+        return time.monotonic() - self.beat
+
     async def run(self) -> None:
         self.positions, self._ends = {}, {}
+        self.beat = time.monotonic()
         await self.starting()
         consumer = self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka, group_id=self.group_id, enable_auto_commit=False,
@@ -110,6 +124,7 @@ class GroupReader:
         info(f"{self.name} reader started", group=self.group_id)
         try:
             while not self._stopping:
+                self.beat = time.monotonic()
                 got = await consumer.getmany(timeout_ms=FETCH_MAX_WAIT_MS, max_records=MAX_RECORDS)
                 if got and self.top_up:
                     got = _merged(got, await consumer.getmany(timeout_ms=TOP_UP_MS, max_records=MAX_RECORDS))
@@ -120,10 +135,16 @@ class GroupReader:
                         raise TimeoutError(f"{self.name}: a batch took over {HANDLE_TIMEOUT_S:.0f} s") from exc
                     await self.commit_if_due(consumer)
         finally:
+            # bounded: after a hang (the watchdog cancelled the reader) the lock or the producer may be
+            # held by what hung; what was not committed is read again by the next run
             with contextlib.suppress(Exception):
-                async with self._lock:
-                    await self.closing(consumer)
-            await consumer.stop()
+                await asyncio.wait_for(self._close(consumer), CLOSE_TIMEOUT_S)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.stop(), CLOSE_TIMEOUT_S)
+
+    async def _close(self, consumer: AIOKafkaConsumer) -> None:
+        async with self._lock:
+            await self.closing(consumer)
 
     def stop(self) -> None:
         self._stopping = True
@@ -212,6 +233,19 @@ class IngestReader(GroupReader):
         for tp, records in got.items():
             self.merge.extend((tp.topic, tp.partition), [(r.timestamp, r.offset, r) for r in records], received)
         await self._flush(consumer)
+        self._bound_held(consumer)
+
+    def _bound_held(self, consumer: AIOKafkaConsumer) -> None:
+        """Pause the partitions whose held records reached MAX_HELD_PER_PARTITION, resume the others.
+        A paused partition still has records held, so the merge never waits on it for a head."""
+        paused = consumer.paused()
+        for tp in consumer.assignment():
+            full = self.merge.held((tp.topic, tp.partition)) >= MAX_HELD_PER_PARTITION
+            if full and tp not in paused:
+                consumer.pause(tp)
+                self.pipeline.metrics.bump("ingest_paused")
+            elif not full and tp in paused:
+                consumer.resume(tp)
 
     async def starting(self) -> None:
         await self.ledger.start()

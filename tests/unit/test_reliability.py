@@ -145,5 +145,103 @@ def test_a_node_running_from_the_home_with_other_ports_is_refused_not_taken_as_r
     (old.node_home(1) / "server.properties").write_text(brokers._properties(old, 1))
     old.pidfile(1).write_text(str(os.getpid()))  # a live pid: "node 1 is running", at the old ports
     assert "already running" in brokers.start_node(old, 1)
-    with pytest.raises(brokers.DevstackError, match=r"kafka-1 \(pid \d+\) runs from .* with other ports than base 19112"):
+    with pytest.raises(brokers.DevstackError,
+                       match=r"kafka-1 \(pid \d+\) runs from .* with other ports than base 19112"):
         brokers.start_node(new, 1)
+
+
+class _Reader:
+    """What the watchdog reads of a reader: `run`, `stuck_for`, `name`."""
+
+    name = "ingest"
+
+    def __init__(self, hang: bool, fail: bool = False) -> None:
+        self.hang, self.fail, self.beat, self.cancelled = hang, fail, 0.0, False
+
+    def stuck_for(self) -> float:
+        return asyncio.get_running_loop().time() - self.beat
+
+    async def run(self) -> None:
+        self.beat = asyncio.get_running_loop().time()
+        try:
+            for _ in range(3):  # a loop that comes round
+                await asyncio.sleep(0.05)
+                self.beat = asyncio.get_running_loop().time()
+            if self.fail:
+                raise ConnectionError("broker gone")
+            if self.hang:
+                await asyncio.Event().wait()  # where no timeout reaches
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+
+def test_a_reader_whose_loop_stops_coming_round_is_cancelled_and_reported_stuck() -> None:
+    from streams.app import ReaderStuck, watched
+
+    async def main() -> None:
+        hung = _Reader(hang=True)
+        with pytest.raises(ReaderStuck, match="ingest: the reader's loop did not come round for 0 s"):
+            await asyncio.wait_for(watched(hung, stuck_s=0.3, every_s=0.05), 5)  # type: ignore[arg-type]
+        assert hung.cancelled
+        await watched(_Reader(hang=False), stuck_s=0.3, every_s=0.05)  # type: ignore[arg-type]  # ends: returns
+        with pytest.raises(ConnectionError, match="broker gone"):  # a failure is the supervisor's, as before
+            await watched(_Reader(hang=False, fail=True), stuck_s=0.3, every_s=0.05)  # type: ignore[arg-type]
+
+    asyncio.run(main())
+
+
+def test_ingest_pauses_a_partition_while_the_merge_holds_its_cap_and_resumes_below() -> None:
+    from aiokafka import TopicPartition
+
+    from streams import readers
+    from streams.arrival import ArrivalMerge
+
+    class Consumer:
+        def __init__(self, tps: list[TopicPartition]) -> None:
+            self.tps, self._paused = tps, set()
+
+        def assignment(self) -> set[TopicPartition]:
+            return set(self.tps)
+
+        def paused(self) -> set[TopicPartition]:
+            return set(self._paused)
+
+        def pause(self, tp: TopicPartition) -> None:
+            self._paused.add(tp)
+
+        def resume(self, tp: TopicPartition) -> None:
+            self._paused.discard(tp)
+
+    a, b = TopicPartition("orders", 0), TopicPartition("orders", 1)
+    ingest = readers.IngestReader(Settings.from_env({}), _Pipeline(), _send, "g")  # type: ignore[arg-type]
+    ingest.merge = ArrivalMerge()
+    for tp in (a, b):
+        ingest.merge.start((tp.topic, tp.partition), 0)
+    cap = readers.MAX_HELD_PER_PARTITION
+    ingest.merge.extend(("orders", 0), [(i, i, i) for i in range(cap)])
+    ingest.merge.extend(("orders", 1), [(i, i, i) for i in range(cap - 1)])
+    consumer = Consumer([a, b])
+    ingest._bound_held(consumer)  # type: ignore[arg-type]
+    assert consumer.paused() == {a}, "only the partition at the cap stops fetching"
+    assert ingest.merge.held(("orders", 0)) == cap
+    ingest.merge.drain()
+    ingest._bound_held(consumer)  # type: ignore[arg-type]
+    assert consumer.paused() == set()
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.bumped: list[str] = []
+
+    def bump(self, name: str, n: int = 1) -> None:
+        self.bumped.append(name)
+
+
+class _Pipeline:
+    def __init__(self) -> None:
+        self.metrics = _Metrics()
+
+
+async def _send(topic: str, key: bytes | None, value: bytes, partition: int | None) -> None:
+    return None

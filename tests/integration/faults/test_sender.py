@@ -1,0 +1,46 @@
+"""The worker's producer of outputs, dead letters and markers (streams/producers.py) on the cluster,
+through the fault proxy: a send stuck past its limit fails, and the next goes through a new producer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from devstack import brokers
+from devstack.faultproxy import ProxyHost
+from streams.producers import ProducerStuck, Sender
+from streams.settings import Settings
+from streams.topics import ensure_topics
+from tests.integration.live import settings_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+
+def test_a_stuck_send_fails_and_the_next_goes_through_a_new_producer(
+        cluster: brokers.ClusterConfig, proxies: ProxyHost, redis_url: str, unique: str) -> None:
+    s: Settings = settings_for(cluster.bootstrap, redis_url, f"{unique}-sender")
+    topic = s.topic("dead-letters")
+
+    async def main() -> None:
+        await ensure_topics(s)
+        renewed: list[BaseException] = []
+        sender = Sender(cluster.proxied_bootstrap, stuck_s=2.0, on_renew=renewed.append)
+        watch = asyncio.ensure_future(sender.watch(every_s=0.2))
+        try:
+            assert (await asyncio.wait_for(await sender.send(topic, b"k", b"before", 0), 30)).offset == 0
+            proxies.stall("kafka", 6)  # every byte to and from the brokers held for 6 s
+            stuck = await sender.send(topic, b"k", b"during", 0)
+            t0 = time.monotonic()
+            with pytest.raises(ProducerStuck, match="not acknowledged for 2 s"):
+                await asyncio.wait_for(stuck, 30)
+            assert time.monotonic() - t0 < 5, "the watch should fail the send soon after 2 s"
+            assert sender.renewals == 1 and len(renewed) == 1
+            after = await asyncio.wait_for(await sender.send(topic, b"k", b"after", 0), 60)
+            assert after.offset >= 1
+        finally:
+            watch.cancel()
+            await sender.stop()
+
+    asyncio.run(main())
