@@ -102,7 +102,12 @@ class Soak:
     def stop(self) -> None:
         if self.worker is not None and self.worker.poll() is None:
             os.killpg(self.worker.pid, signal.SIGTERM)
-            self.worker.wait(timeout=60)
+            try:
+                self.worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # its shutdown hung: the clean-up below must still run
+                print("soak: the worker did not stop in 60 s; killing it", file=sys.stderr, flush=True)
+                os.killpg(self.worker.pid, signal.SIGKILL)
+                self.worker.wait(timeout=30)
         self.proxies.close()
         for n in self.cluster.ids:  # a fault may have left a node down
             brokers.start_node(self.cluster, n)
@@ -344,6 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a killed broker's refused connections, by the dozen
+    def interrupted(signum: int, _frame: Any) -> None:
+        # raised wherever the main thread is, asyncio.run's inside a sample included (whose own
+        # Ctrl-C handling the lag sample's timeout swallowed): the finally below cleans up
+        raise SystemExit(f"soak: stopped by {signal.Signals(signum).name}; cleaning up")
+
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     soak = Soak(args)
     try:
         return soak.run()

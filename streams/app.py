@@ -86,7 +86,11 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
 
     for reader in readers:
         app.task(_supervised(app, reader))
-    app.task(sender.watch)
+
+    async def watch_sender() -> None:  # (a task taking an argument is handed the app)
+        await sender.watch()
+
+    app.task(watch_sender)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def stop_readers(_app: Any, *args: Any, **kwargs: Any) -> None:
@@ -117,7 +121,7 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
         async def get(self, request: Request) -> Response:
             return self.bytes(exposition(registry), headers={"Content-Type": CONTENT_TYPE})
 
-    _ = (tick, feeds, pointer, Health, MetricsView, stop_readers)
+    _ = (tick, feeds, pointer, Health, MetricsView, stop_readers, watch_sender)
     return app, pipeline
 
 
