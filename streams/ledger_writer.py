@@ -16,9 +16,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from projections.keys import partition_for
+from plumbing.partitioner import partition_for
+from plumbing.topics import started
 from streams.producers import close_producer, new_producer
-from streams.topics import started
 
 MAX_BATCH_BYTES = 512 * 1024  # below the broker's default message.max.bytes (1 MiB)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from streams.topics import started
+from plumbing.topics import started
 
 SEND_STUCK_S = 30.0  # a send unacknowledged this long is stuck, not slow (acks=all p99 < 1 s here)
 

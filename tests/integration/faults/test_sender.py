@@ -10,9 +10,9 @@ import pytest
 
 from devstack import brokers
 from devstack.faultproxy import ProxyHost
+from plumbing.settings import Settings
+from plumbing.topics import ensure_topics
 from streams.producers import ProducerStuck, Sender
-from streams.settings import Settings
-from streams.topics import ensure_topics
 from tests.integration.live import settings_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
