@@ -71,11 +71,7 @@ def _sequence(proxies: ProxyHost, steps: list[Callable[[], dict[str, Any]]]) -> 
     return fault
 
 
-# In the long tier for now: written against the MULTI/EXEC commit, its Redis reset waited for an
-# EXEC that the per-partition commit script (issue 16) no longer sends. With the matcher following
-# the script it has passed once on the merged code; back in the default run once it has passed
-# repeatedly (docs/reliability.md, "Not done").
-@pytest.mark.faults_long
+# In the default run again: it passed three runs in a row on the merged code (docs/reliability.md)
 def test_every_network_fault_in_turn_mid_stream_loses_nothing(
         cluster: brokers.ClusterConfig, proxies: ProxyHost, redis_url: str, unique: str, tmp_path: Path) -> None:
     """The short run: each fault once, briefly, on both links, in one worker's run."""
