@@ -46,7 +46,8 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
         datadir=os.path.join(tempfile.gettempdir(), f"tierstream-faust-{settings.topic_prefix}{port}"),
         producer_acks=-1,
     )
-    app.transport.Producer = IdempotentProducer  # type: ignore[misc]  # outputs, dead letters, markers
+    # Faust starts a producer of its own; ours (Sender, below) sends outputs, dead letters and markers
+    app.transport.Producer = IdempotentProducer  # type: ignore[misc]
     # No Faust stream consumes anything (the readers below are raw aiokafka consumers): the app runs
     # as a producer + web server + timers + tasks, and never joins a Faust consumer group.
     app.producer_only = True
