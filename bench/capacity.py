@@ -35,6 +35,7 @@ from devstack import stack
 from replay.file import replay_file
 from replay.ledger import rebuild
 from streams.ingest import encode, route
+from streams.kafka_security import kafka_kwargs
 from streams.ledger_writer import LedgerWriter
 from streams.settings import Secret, Settings
 from streams.topics import LEDGER, ensure_topics
@@ -72,7 +73,7 @@ def redis_usage(url: str, namespace: str) -> dict[str, float]:
 async def ingest_seconds(s: Settings, lines: list[bytes], chunk: int = 5000) -> float:
     """Seconds to validate, route and append `lines` as ingest does (batched per partition by
     streams.ledger_writer), to a topic of their own; without ingest's Redis dedupe round trip."""
-    writer = LedgerWriter(s.kafka, s.partitions)
+    writer = LedgerWriter(kafka_kwargs(s), s.partitions)
     await writer.start()
     futures: list[Any] = []
     topics = [input_topic(line) for line in lines]  # a real ingest knows it from the record

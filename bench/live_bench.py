@@ -45,6 +45,7 @@ from aiokafka import AIOKafkaConsumer
 from devstack import cluster, stack
 from projections.clients import sync_redis
 from projections.keys import Keys
+from streams.kafka_security import kafka_kwargs
 from streams.ledger_writer import LedgerWriter
 from streams.settings import Secret, Settings
 from streams.topics import ensure_topics
@@ -140,7 +141,7 @@ async def produce(s: Settings, n: int, shops: int, rate: float | None, start: in
     Records go to the broker as produce batches per partition (streams.ledger_writer, keyed as the
     default partitioner does): the benchmark's producer shares the cores with the worker, and a
     producer future per record cost it about half a core at 5,000 events/s."""
-    writer = LedgerWriter(s.kafka, s.partitions)
+    writer = LedgerWriter(kafka_kwargs(s), s.partitions)
     await writer.start()
     topic = s.topic("orders")
     sent: list[float] = []
@@ -169,7 +170,7 @@ async def produce(s: Settings, n: int, shops: int, rate: float | None, start: in
 
 async def raw_consume(s: Settings, n: int, topic: str = "orders") -> float:
     """Seconds for raw aiokafka to read n records of `topic` from the beginning: the baseline."""
-    c = AIOKafkaConsumer(s.topic(topic), bootstrap_servers=s.kafka, group_id=None, auto_offset_reset="earliest",
+    c = AIOKafkaConsumer(s.topic(topic), **kafka_kwargs(s), group_id=None, auto_offset_reset="earliest",
                          enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024)
     await c.start()
     try:

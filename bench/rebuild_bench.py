@@ -39,6 +39,7 @@ from replay.ledger import rebuild
 from replay.parallel import rebuild_parallel
 from streams.clock import marker
 from streams.ingest import encode, route
+from streams.kafka_security import kafka_kwargs
 from streams.settings import Secret, Settings
 from streams.topics import LEDGER, ensure_topics
 from tiering.contract import topic_of
@@ -60,7 +61,7 @@ def input_topic(line: bytes) -> str:
 async def write_ledger(s: Settings, cfg: SimConfig, lines: Iterable[bytes] | None = None) -> int:
     """Write the simulation (or `lines`) to the ledger as ingest and the clock would; records written."""
     lateness = RuleParams().lateness_ms
-    producer = AIOKafkaProducer(bootstrap_servers=s.kafka, acks=1, linger_ms=20, max_batch_size=1 << 20)
+    producer = AIOKafkaProducer(**kafka_kwargs(s), acks=1, linger_ms=20, max_batch_size=1 << 20)
     await producer.start()
     n, last_tick, max_ts = 0, None, None
     try:

@@ -15,6 +15,7 @@ import faust
 from faust.transport.drivers.aiokafka import Producer as FaustKafkaProducer
 from faust.web import Request, Response, View
 
+from streams.kafka_security import faust_credentials
 from streams.metrics import info
 from streams.pipeline import Pipeline
 from streams.prom import CONTENT_TYPE, WorkerCollector, exposition, registry_for
@@ -44,6 +45,7 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
         web_port=port, web_bind=worker_bind(),
         datadir=os.path.join(tempfile.gettempdir(), f"tierstream-faust-{settings.topic_prefix}{port}"),
         producer_acks=-1,
+        broker_credentials=faust_credentials(settings.kafka_security),  # the same as every aiokafka client's
     )
     app.transport.Producer = IdempotentProducer  # type: ignore[misc]  # outputs, dead letters, markers
     # No Faust stream consumes anything (the readers below are raw aiokafka consumers): the app runs

@@ -257,13 +257,19 @@ def _devstack(args: argparse.Namespace) -> int:
     from devstack import cluster, stack
 
     cfg = stack.StackConfig.from_env()
+    if args.secure:
+        from streams.secure_cli import devstack_secure
+
+        return devstack_secure(cfg, args.action)
     try:
         if _devstack_cluster(cfg, args):
             return 0 if args.action != "status" or args.cluster_ok else 1
         if args.action == "up":
             lines = stack.up(cfg, args.redis_cluster, args.replicas)
         elif args.action == "down":
-            lines = stack.down(cfg)
+            from devstack import secure
+
+            lines = stack.down(cfg) + secure.down(secure.SecureConfig.from_env(cfg))
         elif args.action == "env":
             lines = stack.env_lines(cfg)
         else:
@@ -400,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--brokers", type=int, default=None,
                    help="Kafka nodes (KRaft, replicated); default 1, or as many as the last `up` "
                         "(docs/reliability.md)")
+    d.add_argument("--secure", action="store_true",
+                   help="the secure stack beside the plain one: Kafka over SASL_SSL (SCRAM), Redis over TLS with "
+                        "ACL users worker and dashboard; `env --secure` prints the worker's variables")
     d.set_defaults(func=_devstack)
 
     from streams.cli_help import decorate
@@ -415,27 +424,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        reason = _unavailable(exc)
+        reason = _unavailable(exc, args.command)
         if reason is None:
             raise  # a bug: the traceback is the report
         print(f"tierstream {args.command}: {reason}", file=sys.stderr)
         return 1
 
 
-def _unavailable(exc: Exception) -> str | None:
-    """What to tell the user when a command's broker, Redis or file is not there; None otherwise."""
+def _unavailable(exc: Exception, command: str = "") -> str | None:
+    """What to tell the user when a command's broker, Redis or file is not there, or refuses it; None otherwise."""
     from aiokafka.errors import KafkaConnectionError
     from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import NoPermissionError
 
-    from streams.settings import Settings, redact_url
+    from streams.settings import Settings, SettingsError, redact_url
 
+    if isinstance(exc, SettingsError):
+        return str(exc)
     hint = "is it running? `tierstream devstack up` starts one here, `eval \"$(tierstream devstack env)\"` points at it"
     if isinstance(exc, KafkaConnectionError):
-        return f"cannot reach Kafka at {Settings.from_env().kafka} ({exc}); {hint}"
+        from streams.kafka_security import diagnose
+
+        reason = diagnose(Settings.from_env())
+        return f"{reason}; {hint}" if reason.startswith("cannot reach") else reason
     from projections.clients import RedisConfigError
 
     if isinstance(exc, RedisConfigError):
         return str(exc)
+    if isinstance(exc, NoPermissionError):
+        from projections.acl import refused_line
+
+        s = Settings.from_env()
+        return refused_line(exc, "dashboard" if command == "dashboard" else "worker", s.namespace, s.topic_prefix)
     if isinstance(exc, RedisConnectionError):
         return f"cannot reach Redis at {redact_url(str(Settings.from_env().redis))} ({exc}); {hint}"
     if isinstance(exc, OSError) and exc.filename is not None:

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from projections.clients import sync_redis
 from projections.keys import Keys
 from streams.kafka_io import consume, produce
+from streams.kafka_security import kafka_kwargs
 from streams.settings import Settings
 from streams.topics import LEDGER
 
@@ -112,7 +113,7 @@ def consume_all(settings: Settings, idle_seconds: float = 3.0) -> list[bytes]:
 
 
 async def _ledger_ends(settings: Settings) -> dict[int, int]:
-    c = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None)
+    c = AIOKafkaConsumer(**kafka_kwargs(settings), group_id=None)
     await c.start()
     try:
         tps = [TopicPartition(settings.topic(LEDGER), p) for p in range(settings.partitions)]
@@ -137,8 +138,8 @@ def wait_assigned(workers: list[Worker], reader: str, partitions: int, timeout: 
 def copy_ledger(src: Settings, dst: Settings) -> int:
     """Append every ledger record of `src` to the same partition of `dst`'s ledger, in order."""
     async def run() -> int:
-        c = AIOKafkaConsumer(bootstrap_servers=src.kafka, group_id=None, auto_offset_reset="earliest")
-        p = AIOKafkaProducer(bootstrap_servers=dst.kafka, acks="all", linger_ms=5)
+        c = AIOKafkaConsumer(**kafka_kwargs(src), group_id=None, auto_offset_reset="earliest")
+        p = AIOKafkaProducer(**kafka_kwargs(dst), acks="all", linger_ms=5)
         await c.start()
         await p.start()
         try:

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from examples.enforcer import FOLLOWED, Table, run
 from replay.file import replay_file
+from streams.kafka_security import kafka_kwargs
 from streams.settings import Settings
 from tests.integration.live import (
     Worker,
@@ -56,7 +57,7 @@ def wait_for(check: Any, timeout: float = 60) -> None:
 
 def followed_ends(settings: Settings) -> dict[tuple[str, int], int]:
     async def go() -> dict[tuple[str, int], int]:
-        c = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None)
+        c = AIOKafkaConsumer(**kafka_kwargs(settings), group_id=None)
         await c.start()
         try:
             tps = [TopicPartition(settings.topic(t), n) for t in FOLLOWED for n in range(settings.partitions)]
@@ -70,8 +71,8 @@ def redeliver(settings: Settings, since: dict[tuple[str, int], int]) -> int:
     """Send the followed topics' records from `since` on again, as a re-folding worker or a producer
     retry would: same key and value, after the originals."""
     async def go() -> int:
-        c = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None, auto_offset_reset="earliest")
-        p = AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all")
+        c = AIOKafkaConsumer(**kafka_kwargs(settings), group_id=None, auto_offset_reset="earliest")
+        p = AIOKafkaProducer(**kafka_kwargs(settings), acks="all")
         await c.start()
         await p.start()
         try:

@@ -18,6 +18,7 @@ from bench.simulate import SimConfig, Simulator
 from replay.file import replay_file
 from replay.ledger import rebuild
 from streams.kafka_io import consume
+from streams.kafka_security import kafka_kwargs
 from streams.settings import Settings
 from streams.topics import SHOP_STATE, started
 from tests.integration.live import (
@@ -105,7 +106,7 @@ TOPIC_LEVEL = 1  # DescribeConfigs config_source: set on the topic itself (DYNAM
 
 async def topic_configs(settings: Settings, topic: str) -> dict[str, tuple[str, int]]:
     """The topic's configs: name -> (value, where it comes from)."""
-    admin = await started(AIOKafkaAdminClient(bootstrap_servers=settings.kafka))
+    admin = await started(AIOKafkaAdminClient(**kafka_kwargs(settings)))
     try:
         [resp] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, settings.topic(topic))])
         [(_err, _msg, _rtype, _name, entries)] = resp.resources
