@@ -253,6 +253,22 @@ def env_lines(cfg: SecureConfig) -> list[str]:
     return [f"export {k}={shlex.quote(v)}" for k, v in env(cfg).items()]
 
 
+def delete_test_data(cfg: SecureConfig, topics: str, keys: str) -> tuple[int, int]:
+    """Delete the topics and Redis keys matching the regexes `topics` and `keys`; how many of each."""
+    import re
+
+    pw = passwords(cfg)
+    n_topics = stack.delete_topics(cfg.kafka, topics, client_kwargs(cfg, "admin", pw["kafka.admin"]))
+    client, rx = _redis(cfg, pw), re.compile(keys.encode())
+    try:
+        doomed = [k for k in client.scan_iter(count=5000) if rx.match(k)]
+        for i in range(0, len(doomed), 5000):
+            client.unlink(*doomed[i:i + 5000])
+    finally:
+        client.close()
+    return n_topics, len(doomed)
+
+
 def set_user(cfg: SecureConfig, user: str, password: str, rules: str) -> None:
     """Create or replace a Redis ACL user (tests give each namespace a least-privilege user of its own)."""
     client = _redis(cfg, passwords(cfg))

@@ -203,15 +203,16 @@ def _kafka_ready(cfg: StackConfig, client: Mapping[str, Any] | None = None) -> b
     return kafka_metadata_ok(cfg.bootstrap, **(client or {}))
 
 
-def delete_topics(cfg: StackConfig, pattern: str) -> int:
-    """Delete every topic whose name matches `pattern` (a regex); return how many."""
+def delete_topics(cfg: StackConfig, pattern: str, client: Mapping[str, Any] | None = None) -> int:
+    """Delete every topic whose name matches `pattern` (a regex); return how many. `client`: more
+    aiokafka keyword arguments (the secure stack's TLS and SASL)."""
     import asyncio
     import re
 
     from aiokafka.admin import AIOKafkaAdminClient
 
     async def run() -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap, request_timeout_ms=60_000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap, request_timeout_ms=60_000, **(client or {}))
         await admin.start()
         try:
             names = sorted(t for t in await admin.list_topics() if re.match(pattern, t))

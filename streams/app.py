@@ -125,6 +125,24 @@ class IdempotentProducer(FaustKafkaProducer):
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
 
+def refused(settings: Settings, exc: BaseException) -> None:
+    """A permission Redis refuses (its ACL) does not heal by retrying: the worker stops at once with
+    one line saying what it needs, and exit code 1, instead of restarting a reader forever."""
+    from redis.exceptions import NoPermissionError
+
+    from projections.acl import refused_line
+
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, NoPermissionError):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return
+    print(f"tierstream worker: {refused_line(seen, 'worker', settings.namespace, settings.topic_prefix)}",
+          file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)  # from inside a Faust task: no orderly stop to wait for; commits are atomic, nothing is lost
+
+
 def _tolerant(pipeline: Pipeline, name: str, step: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
     """A timer step that survives the broker or Redis going away: it fails this tick and tries the next
     (logged once per incident, counted in /health)."""
@@ -138,6 +156,7 @@ def _tolerant(pipeline: Pipeline, name: str, step: Callable[[], Awaitable[None]]
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            refused(pipeline.settings, exc)
             pipeline.metrics.bump(f"{name}_errors")
             pipeline.metrics.retried(name, exc)
             if not failing:
@@ -161,6 +180,7 @@ def _supervised(app: faust.App, reader: GroupReader) -> Callable[[], Awaitable[N
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                refused(reader.settings, exc)
                 if asyncio.get_running_loop().time() - started > 60:
                     pause = READER_RESTART_MIN_S  # it had been running fine: a new incident
                 reader.pipeline.metrics.bump(f"{reader.name}_restarts")

@@ -434,8 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _unavailable(exc: Exception, command: str = "") -> str | None:
     """What to tell the user when a command's broker, Redis or file is not there, or refuses it; None otherwise."""
     from aiokafka.errors import KafkaConnectionError
+    from redis.exceptions import AuthenticationError, NoPermissionError
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import NoPermissionError
 
     from streams.settings import Settings, SettingsError, redact_url
 
@@ -456,6 +456,9 @@ def _unavailable(exc: Exception, command: str = "") -> str | None:
 
         s = Settings.from_env()
         return refused_line(exc, "dashboard" if command == "dashboard" else "worker", s.namespace, s.topic_prefix)
+    if isinstance(exc, AuthenticationError):  # a ConnectionError to redis-py, but nothing is down
+        return (f"Redis at {redact_url(str(Settings.from_env().redis))} refused the user and password of "
+                f"TIERSTREAM_REDIS ({exc})")
     if isinstance(exc, RedisConnectionError):
         return f"cannot reach Redis at {redact_url(str(Settings.from_env().redis))} ({exc}); {hint}"
     if isinstance(exc, OSError) and exc.filename is not None:

@@ -90,7 +90,7 @@ class KafkaSecurity:
         files = {name: e.get(var) or None for name, var in _FILES.items()}
         tls = protocol in ("SSL", "SASL_SSL")
         given = [var for name, var in _FILES.items() if files[name]]
-        if not tls and (given or "TIERSTREAM_KAFKA_SSL_CHECK_HOSTNAME" in e):
+        if not tls and (given or e.get("TIERSTREAM_KAFKA_SSL_CHECK_HOSTNAME")):
             raise SettingsError(f"{(given or ['TIERSTREAM_KAFKA_SSL_CHECK_HOSTNAME'])[0]} is set but "
                                 f"TIERSTREAM_KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS (SSL or SASL_SSL)")
         if bool(files["ssl_certfile"]) != bool(files["ssl_keyfile"]):

@@ -12,8 +12,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -22,8 +23,11 @@ from projections.clients import sync_redis
 from projections.keys import Keys
 from streams.kafka_io import consume, produce
 from streams.kafka_security import kafka_kwargs
-from streams.settings import Settings
+from streams.settings import KafkaSecurity, Settings
 from streams.topics import LEDGER
+
+if TYPE_CHECKING:
+    from devstack.secure import SecureConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,10 +43,38 @@ def settings_for(kafka: str, redis_url: str, prefix: str, namespace: str | None 
                               "TIERSTREAM_TOPIC_PREFIX": f"{prefix}-", "TIERSTREAM_NAMESPACE": namespace or prefix})
 
 
+def security_env(sec: KafkaSecurity) -> dict[str, str]:
+    """The TIERSTREAM_KAFKA_* variables that give `sec` (every one set, so none leaks in from outside)."""
+    return {"TIERSTREAM_KAFKA_SECURITY_PROTOCOL": sec.protocol,
+            "TIERSTREAM_KAFKA_SASL_MECHANISM": sec.sasl_mechanism or "",
+            "TIERSTREAM_KAFKA_SASL_USERNAME": sec.sasl_username or "",
+            "TIERSTREAM_KAFKA_SASL_PASSWORD": str(sec.sasl_password or ""),
+            "TIERSTREAM_KAFKA_SSL_CAFILE": sec.ssl_cafile or "",
+            "TIERSTREAM_KAFKA_SSL_CERTFILE": sec.ssl_certfile or "",
+            "TIERSTREAM_KAFKA_SSL_KEYFILE": sec.ssl_keyfile or "",
+            "TIERSTREAM_KAFKA_SSL_KEY_PASSWORD": str(sec.ssl_key_password or ""),
+            "TIERSTREAM_KAFKA_SSL_CHECK_HOSTNAME": ("true" if sec.ssl_check_hostname else "false") if sec.tls else ""}
+
+
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment a `tierstream` subprocess needs to use these settings."""
     return {**os.environ, "TIERSTREAM_KAFKA": settings.kafka, "TIERSTREAM_REDIS": str(settings.redis),
-            "TIERSTREAM_TOPIC_PREFIX": settings.topic_prefix, "TIERSTREAM_NAMESPACE": settings.namespace, **extra}
+            "TIERSTREAM_TOPIC_PREFIX": settings.topic_prefix, "TIERSTREAM_NAMESPACE": settings.namespace,
+            **security_env(settings.kafka_security), **extra}
+
+
+def secure_settings(scfg: SecureConfig, prefix: str, rules: str | None = None) -> tuple[Settings, str]:
+    """Settings for the secure devstack: Kafka over SASL_SSL as `worker`; Redis over TLS as a user of
+    this test's own with the worker's least-privilege rules for its namespace (or `rules`). And the
+    admin's Redis URL, to inspect and clean up what the test made."""
+    from devstack import secure
+    from projections.acl import worker_rules
+
+    user, password = f"w-{prefix}", f"pw-{uuid.uuid4().hex}"
+    secure.set_user(scfg, user, password, rules if rules is not None else worker_rules(prefix, f"{prefix}-"))
+    env = {**secure.env(scfg), "TIERSTREAM_REDIS": scfg.redis_url(user, password),
+           "TIERSTREAM_TOPIC_PREFIX": f"{prefix}-", "TIERSTREAM_NAMESPACE": prefix}
+    return Settings.from_env(env), scfg.redis_url("admin", secure.passwords(scfg)["redis.admin"])
 
 
 class Worker:
