@@ -126,19 +126,23 @@ class IdempotentProducer(FaustKafkaProducer):
 
 
 def refused(settings: Settings, exc: BaseException) -> None:
-    """A permission Redis refuses (its ACL) does not heal by retrying: the worker stops at once with
-    one line saying what it needs, and exit code 1, instead of restarting a reader forever."""
-    from redis.exceptions import NoPermissionError
+    """A permission Redis refuses (its ACL), or a user and password it refuses, does not heal by
+    retrying: the worker stops at once with one line saying so, and exit code 1, instead of
+    restarting a reader forever."""
+    from redis.exceptions import AuthenticationError, NoPermissionError
 
     from projections.acl import refused_line
+    from streams.settings import redact_url
 
     seen: BaseException | None = exc
-    while seen is not None and not isinstance(seen, NoPermissionError):
+    while seen is not None and not isinstance(seen, NoPermissionError | AuthenticationError):
         seen = seen.__cause__ or seen.__context__
     if seen is None:
         return
-    print(f"tierstream worker: {refused_line(seen, 'worker', settings.namespace, settings.topic_prefix)}",
-          file=sys.stderr, flush=True)
+    line = refused_line(seen, "worker", settings.namespace, settings.topic_prefix) \
+        if isinstance(seen, NoPermissionError) else \
+        f"Redis at {redact_url(str(settings.redis))} refused the user and password of TIERSTREAM_REDIS ({seen})"
+    print(f"tierstream worker: {line}", file=sys.stderr, flush=True)
     sys.stdout.flush()
     os._exit(1)  # from inside a Faust task: no orderly stop to wait for; commits are atomic, nothing is lost
 
