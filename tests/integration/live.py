@@ -80,13 +80,14 @@ def secure_settings(scfg: SecureConfig, prefix: str, rules: str | None = None) -
 class Worker:
     """`tierstream worker` in a subprocess with its own web port and log file."""
 
-    def __init__(self, settings: Settings, log_dir: Path, name: str = "worker") -> None:
-        self.settings, self.port = settings, free_port()
+    def __init__(self, settings: Settings, log_dir: Path, name: str = "worker",
+                 env: dict[str, str] | None = None) -> None:
+        self.settings, self.port, self.env = settings, free_port(), env or {}
         self.log = log_dir / f"{name}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
-        env = env_for(self.settings, TIERSTREAM_WEB_PORT=str(self.port))
+        env = env_for(self.settings, TIERSTREAM_WEB_PORT=str(self.port), **self.env)
         with open(self.log, "ab") as f:
             self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT,
                                          stdout=f, stderr=subprocess.STDOUT, start_new_session=True)

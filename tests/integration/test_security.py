@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,7 +17,7 @@ import pytest
 
 from projections.acl import worker_rules
 from streams.settings import Settings
-from tests.integration.live import ROOT, Worker, env_for, secure_settings
+from tests.integration.live import ROOT, Worker, env_for, free_port, secure_settings, wait_caught_up
 
 pytestmark = pytest.mark.integration
 SCENARIO = ROOT / "tests" / "scenarios" / "public" / "seed000_example_a" / "input.jsonl"
@@ -76,3 +80,109 @@ def test_a_missing_acl_permission_stops_the_command_in_one_line(secure_devstack:
     assert re.fullmatch(r"tierstream replay: Redis refused a command \(ACL\): .*'scan' command.*", last_line(p)), \
         p.stderr
     assert "Traceback" not in p.stderr
+
+
+def _get(url: str) -> str:
+    """The body of a GET, whatever its status (an error page is output too); "" when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return str(r.read().decode(errors="replace"))
+    except urllib.error.HTTPError as exc:
+        return str(exc.read().decode(errors="replace"))
+    except OSError:
+        return ""
+
+
+def _title(pid: int) -> str:
+    """What `ps` shows of a process: its command line and its name."""
+    proc = Path(f"/proc/{pid}")
+    return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode() + " " + (proc / "comm").read_text()
+
+
+def _commands() -> set[str]:
+    """The commands `tierstream --help` lists."""
+    out = tierstream(["--help"], dict(os.environ)).stdout
+    found = re.search(r"\{([a-z,]+)\}", out)
+    assert found, out
+    return set(found.group(1).split(","))
+
+
+def test_no_command_shows_a_secret_working_or_failing(secure_devstack: Any, unique: str, tmp_path: Path) -> None:
+    """Every command runs with known secrets in its environment (the real Kafka and Redis passwords,
+    a client key's password, a dashboard token), and again with wrong passwords and unreachable
+    hosts; nothing they print or log, serve on /health, /metrics or the dashboard's API, nor their
+    process titles or repr(Settings), contains any of them."""
+    s, _ = secure_settings(secure_devstack, unique)
+    redis_pw = str(s.redis).split("@")[0].rsplit(":", 1)[1]
+    wrong_kafka, wrong_redis = f"wk{uuid.uuid4().hex}", f"wr{uuid.uuid4().hex}"
+    extra = {"TIERSTREAM_KAFKA_SSL_KEY_PASSWORD": f"kp{uuid.uuid4().hex}",
+             "TIERSTREAM_DASHBOARD_TOKEN": f"tk{uuid.uuid4().hex}"}
+    secrets = {"kafka password": str(s.kafka_security.sasl_password), "redis password": redis_pw,
+               "key password": extra["TIERSTREAM_KAFKA_SSL_KEY_PASSWORD"], "token": extra["TIERSTREAM_DASHBOARD_TOKEN"],
+               "wrong kafka password": wrong_kafka, "wrong redis password": wrong_redis}
+    env = env_for(s, **extra)
+    seen: dict[str, str] = {"repr(Settings)": repr(Settings.from_env(env)),
+                            "str(Settings)": str(Settings.from_env(env))}
+    ran: set[str] = set()
+
+    def run(label: str, args: list[str], e: dict[str, str] = env, ok: bool = True) -> None:
+        p = tierstream(args, e, cwd=tmp_path)
+        seen[label] = p.stdout + p.stderr
+        ran.add(args[0])
+        assert (p.returncode == 0) == ok, (label, p.stderr[-2000:])
+
+    shop = re.search(rb'"shop_id":\s*"([^"]+)"', SCENARIO.read_bytes())
+    assert shop is not None
+    w = Worker(s, tmp_path, env=extra).start().wait_ready()
+    try:
+        run("produce", ["produce", "--input", str(SCENARIO)])
+        wait_caught_up(s)
+        seen |= {"/health": _get(f"http://127.0.0.1:{w.port}/health"),
+                 "/metrics": _get(f"http://127.0.0.1:{w.port}/metrics")}
+        assert w.proc is not None
+        seen["worker title"] = _title(w.proc.pid)
+        run("consume", ["consume", "--output", str(tmp_path / "out.jsonl"), "--idle-seconds", "2"])
+        run("export", ["export", "--output", str(tmp_path / "history.jsonl")])
+        run("explain", ["explain", shop.group(1).decode()])
+        # the worker's user may not write another namespace: a refused rebuild is a failing run to search too
+        run("replay from kafka", ["replay", "--from-kafka", "--namespace", f"{unique}-r", "--workers", "1"], ok=False)
+        run("replay file", ["replay", "--input", str(SCENARIO), "--output", str(tmp_path / "o.jsonl")])
+        run("simulate", ["simulate", "--shops", "2", "--days", "2", "--output", str(tmp_path / "sim.jsonl")])
+        run("schema", ["schema", "--list"])
+        run("devstack status", ["devstack", "status", "--secure"])
+        port = str(free_port())
+        with open(tmp_path / "dashboard.log", "wb") as log:
+            dash = subprocess.Popen([sys.executable, "-m", "streams.cli", "dashboard", "--port", port], env=env,
+                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while not _get(f"http://127.0.0.1:{port}/health") and dash.poll() is None:
+                assert time.monotonic() < deadline, "the dashboard never answered"
+                time.sleep(0.2)
+            seen |= {"dashboard /health": _get(f"http://127.0.0.1:{port}/health"),
+                     "dashboard /api/platform": _get(f"http://127.0.0.1:{port}/api/platform"),
+                     "dashboard title": _title(dash.pid)}
+            ran.add("dashboard")
+        finally:
+            dash.terminate()
+            dash.wait(timeout=30)
+        seen["dashboard log"] = (tmp_path / "dashboard.log").read_text(errors="replace")
+    finally:
+        w.stop()
+    seen["worker log"] = w.log.read_text(errors="replace")
+    ran.add("worker")
+    # failing runs: a wrong password, an unreachable host, a worker at debug level that cannot log in
+    run("produce, wrong password", ["produce", "--input", str(SCENARIO)],
+        {**env, "TIERSTREAM_KAFKA_SASL_PASSWORD": wrong_kafka}, ok=False)
+    run("consume, unreachable", ["consume", "--output", str(tmp_path / "x.jsonl")],
+        {**env, "TIERSTREAM_KAFKA": "127.0.0.1:1"}, ok=False)
+    run("replay promote, wrong redis password", ["replay", "promote", "x"],
+        {**env, "TIERSTREAM_REDIS": secure_devstack.redis_url(f"w-{unique}", wrong_redis)}, ok=False)
+    run("replay drop, unreachable redis", ["replay", "drop", "x"],
+        {**env, "TIERSTREAM_REDIS": f"rediss://w:{redis_pw}@127.0.0.1:1/0"}, ok=False)
+    run("worker debug, wrong password", ["worker", "--loglevel", "debug"],
+        {**env, "TIERSTREAM_KAFKA_SASL_PASSWORD": wrong_kafka, "TIERSTREAM_WEB_PORT": str(free_port())}, ok=False)
+    assert ran >= _commands(), f"not run: {_commands() - ran}"
+    leaks = [(label, name) for label, text in seen.items() for name, secret in secrets.items() if secret in text]
+    assert leaks == [], leaks
+    assert all(seen.values()), [label for label, text in seen.items() if not text]  # each was really looked at
