@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from projections.acl import worker_rules
+from devstack import secure
+from projections.acl import dashboard_rules, worker_rules
 from streams.settings import Settings
 from tests.integration.live import ROOT, Worker, env_for, free_port, secure_settings, wait_caught_up
 
@@ -82,15 +83,16 @@ def test_a_missing_acl_permission_stops_the_command_in_one_line(secure_devstack:
     assert "Traceback" not in p.stderr
 
 
-def _get(url: str) -> str:
-    """The body of a GET, whatever its status (an error page is output too); "" when nothing answers."""
+def _get(url: str, token: str | None = None) -> tuple[int, str]:
+    """The status and body of a GET, whatever its status (an error page is output too); 0 when nothing answers."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return str(r.read().decode(errors="replace"))
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as r:
+            return r.status, str(r.read().decode(errors="replace"))
     except urllib.error.HTTPError as exc:
-        return str(exc.read().decode(errors="replace"))
+        return exc.code, str(exc.read().decode(errors="replace"))
     except OSError:
-        return ""
+        return 0, ""
 
 
 def _title(pid: int) -> str:
@@ -137,8 +139,8 @@ def test_no_command_shows_a_secret_working_or_failing(secure_devstack: Any, uniq
     try:
         run("produce", ["produce", "--input", str(SCENARIO)])
         wait_caught_up(s)
-        seen |= {"/health": _get(f"http://127.0.0.1:{w.port}/health"),
-                 "/metrics": _get(f"http://127.0.0.1:{w.port}/metrics")}
+        seen |= {"/health": _get(f"http://127.0.0.1:{w.port}/health")[1],
+                 "/metrics": _get(f"http://127.0.0.1:{w.port}/metrics")[1]}
         assert w.proc is not None
         seen["worker title"] = _title(w.proc.pid)
         run("consume", ["consume", "--output", str(tmp_path / "out.jsonl"), "--idle-seconds", "2"])
@@ -150,17 +152,26 @@ def test_no_command_shows_a_secret_working_or_failing(secure_devstack: Any, uniq
         run("simulate", ["simulate", "--shops", "2", "--days", "2", "--output", str(tmp_path / "sim.jsonl")])
         run("schema", ["schema", "--list"])
         run("devstack status", ["devstack", "status", "--secure"])
-        port = str(free_port())
+        # the dashboard as its own read-only ACL user (projections/acl.py), over what the worker wrote
+        dash_pw = f"dp{uuid.uuid4().hex}"
+        secrets["dashboard redis password"] = dash_pw
+        secure.set_user(secure_devstack, f"d-{unique}", dash_pw, dashboard_rules(unique))
+        dash_env = {**env, "TIERSTREAM_REDIS": secure_devstack.redis_url(f"d-{unique}", dash_pw)}
+        port, token = str(free_port()), extra["TIERSTREAM_DASHBOARD_TOKEN"]
         with open(tmp_path / "dashboard.log", "wb") as log:
-            dash = subprocess.Popen([sys.executable, "-m", "streams.cli", "dashboard", "--port", port], env=env,
+            dash = subprocess.Popen([sys.executable, "-m", "streams.cli", "dashboard", "--port", port], env=dash_env,
                                     cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
-            while not _get(f"http://127.0.0.1:{port}/health") and dash.poll() is None:
+            while not _get(f"http://127.0.0.1:{port}/health")[0] and dash.poll() is None:
                 assert time.monotonic() < deadline, "the dashboard never answered"
                 time.sleep(0.2)
-            seen |= {"dashboard /health": _get(f"http://127.0.0.1:{port}/health"),
-                     "dashboard /api/platform": _get(f"http://127.0.0.1:{port}/api/platform"),
+            platform = _get(f"http://127.0.0.1:{port}/api/platform", token)
+            one = _get(f"http://127.0.0.1:{port}/api/shops/{shop.group(1).decode()}", token)
+            assert platform[0] == 200 and '"shops":0' not in platform[1].replace(" ", ""), platform
+            assert one[0] == 200, one
+            seen |= {"dashboard /health": _get(f"http://127.0.0.1:{port}/health")[1],
+                     "dashboard /api/platform": platform[1], "dashboard /api/shops": one[1],
                      "dashboard title": _title(dash.pid)}
             ran.add("dashboard")
         finally:
