@@ -45,7 +45,7 @@ from aiokafka import AIOKafkaConsumer
 from devstack import cluster, stack
 from projections.clients import sync_redis
 from projections.keys import Keys
-from streams.kafka_security import kafka_kwargs
+from streams.kafka_security import kafka_kwargs, security_env
 from streams.ledger_writer import LedgerWriter
 from streams.settings import Secret, Settings
 from streams.topics import ensure_topics
@@ -82,7 +82,7 @@ def start_worker(s: Settings, log: Path, feed_interval_ms: int, port: int = 0,
     env = {**os.environ, "TIERSTREAM_KAFKA": s.kafka, "TIERSTREAM_REDIS": str(s.redis),
            "TIERSTREAM_TOPIC_PREFIX": s.topic_prefix, "TIERSTREAM_NAMESPACE": s.namespace,
            "TIERSTREAM_FEED_INTERVAL_MS": str(feed_interval_ms), "TIERSTREAM_WEB_PORT": str(port or free_port()),
-           "TIERSTREAM_ROLES": roles}
+           "TIERSTREAM_ROLES": roles, **security_env(s.kafka_security)}
     with open(log, "ab") as f:
         return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT, stdout=f,
                                 stderr=subprocess.STDOUT, start_new_session=True)

@@ -40,6 +40,20 @@ def kafka_kwargs(settings: Settings) -> dict[str, Any]:
     return kw
 
 
+def security_env(sec: KafkaSecurity) -> dict[str, str]:
+    """The TIERSTREAM_KAFKA_* variables that give `sec` to a child process (every one set, so none
+    leaks in from the parent's environment); `KafkaSecurity.from_env` reads them back equal."""
+    return {"TIERSTREAM_KAFKA_SECURITY_PROTOCOL": sec.protocol,
+            "TIERSTREAM_KAFKA_SASL_MECHANISM": sec.sasl_mechanism or "",
+            "TIERSTREAM_KAFKA_SASL_USERNAME": sec.sasl_username or "",
+            "TIERSTREAM_KAFKA_SASL_PASSWORD": str(sec.sasl_password or ""),
+            "TIERSTREAM_KAFKA_SSL_CAFILE": sec.ssl_cafile or "",
+            "TIERSTREAM_KAFKA_SSL_CERTFILE": sec.ssl_certfile or "",
+            "TIERSTREAM_KAFKA_SSL_KEYFILE": sec.ssl_keyfile or "",
+            "TIERSTREAM_KAFKA_SSL_KEY_PASSWORD": str(sec.ssl_key_password or ""),
+            "TIERSTREAM_KAFKA_SSL_CHECK_HOSTNAME": ("true" if sec.ssl_check_hostname else "false") if sec.tls else ""}
+
+
 def faust_credentials(sec: KafkaSecurity) -> Any:
     """Faust's `broker_credentials` for the same settings (None for PLAINTEXT)."""
     from faust.auth import SASLCredentials, SSLCredentials

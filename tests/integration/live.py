@@ -22,8 +22,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from projections.clients import sync_redis
 from projections.keys import Keys
 from streams.kafka_io import consume, produce
-from streams.kafka_security import kafka_kwargs
-from streams.settings import KafkaSecurity, Settings
+from streams.kafka_security import kafka_kwargs, security_env
+from streams.settings import Settings
 from streams.topics import LEDGER
 
 if TYPE_CHECKING:
@@ -41,19 +41,6 @@ def free_port() -> int:
 def settings_for(kafka: str, redis_url: str, prefix: str, namespace: str | None = None) -> Settings:
     return Settings.from_env({"TIERSTREAM_KAFKA": kafka, "TIERSTREAM_REDIS": redis_url,
                               "TIERSTREAM_TOPIC_PREFIX": f"{prefix}-", "TIERSTREAM_NAMESPACE": namespace or prefix})
-
-
-def security_env(sec: KafkaSecurity) -> dict[str, str]:
-    """The TIERSTREAM_KAFKA_* variables that give `sec` (every one set, so none leaks in from outside)."""
-    return {"TIERSTREAM_KAFKA_SECURITY_PROTOCOL": sec.protocol,
-            "TIERSTREAM_KAFKA_SASL_MECHANISM": sec.sasl_mechanism or "",
-            "TIERSTREAM_KAFKA_SASL_USERNAME": sec.sasl_username or "",
-            "TIERSTREAM_KAFKA_SASL_PASSWORD": str(sec.sasl_password or ""),
-            "TIERSTREAM_KAFKA_SSL_CAFILE": sec.ssl_cafile or "",
-            "TIERSTREAM_KAFKA_SSL_CERTFILE": sec.ssl_certfile or "",
-            "TIERSTREAM_KAFKA_SSL_KEYFILE": sec.ssl_keyfile or "",
-            "TIERSTREAM_KAFKA_SSL_KEY_PASSWORD": str(sec.ssl_key_password or ""),
-            "TIERSTREAM_KAFKA_SSL_CHECK_HOSTNAME": ("true" if sec.ssl_check_hostname else "false") if sec.tls else ""}
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:

@@ -10,8 +10,8 @@ import pytest
 from devstack import secure
 from projections.acl import acl_line, dashboard_rules, refused_line, worker_rules
 from projections.clients import RedisConfigError, cluster_seeds, tls_options
-from streams.kafka_security import faust_credentials, kafka_kwargs
-from streams.settings import Settings, SettingsError, redact_url
+from streams.kafka_security import faust_credentials, kafka_kwargs, security_env
+from streams.settings import KafkaSecurity, Settings, SettingsError, redact_url
 
 pytestmark = pytest.mark.unit
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -157,3 +157,15 @@ def test_the_secure_devstack_config_names_users_and_tls(tmp_path: Path) -> None:
     props = secure.broker_settings(cfg, {"kafka.admin": "pw-admin"})
     assert props["listeners"] == "SASL_SSL://127.0.0.1:19094,CONTROLLER://127.0.0.1:19095"
     assert props["listener.security.protocol.map"] == "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"])
+def test_a_child_process_gets_the_same_security(tls: Path, protocol: str) -> None:
+    """`security_env` (what the worker's and the benches' child processes are given) reads back equal."""
+    env = sasl_ssl(tls, TIERSTREAM_KAFKA_SECURITY_PROTOCOL=protocol, TIERSTREAM_KAFKA_SSL_CHECK_HOSTNAME="false")
+    if "SSL" not in protocol.replace("SASL", ""):
+        env = {k: v for k, v in env.items() if "_SSL_" not in k}
+    if not protocol.startswith("SASL"):
+        env = {k: v for k, v in env.items() if "SASL" not in k}
+    sec = Settings.from_env(env).kafka_security
+    assert KafkaSecurity.from_env(security_env(sec)) == sec
