@@ -24,10 +24,10 @@ from typing import Any
 
 from bench.live_bench import cpu_seconds, produce, raw_consume, start_workers, stop, wait_offsets
 from devstack import secure, stack
+from plumbing.redis_clients import sync_redis
+from plumbing.settings import Secret, Settings
+from plumbing.topics import ensure_topics
 from projections.acl import worker_rules
-from projections.clients import sync_redis
-from streams.settings import Secret, Settings
-from streams.topics import ensure_topics
 
 
 def settings(kind: str, cfg: stack.StackConfig) -> Settings:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack import stack
+from devstack.procs import port_open, running_pid
 
 MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 KAFKA_USERS = ("admin", "worker")
@@ -163,7 +164,7 @@ def _redis(cfg: SecureConfig, pw: Mapping[str, str]) -> Any:
 def _redis_ready(cfg: SecureConfig, pw: Mapping[str, str]) -> bool:
     import redis
 
-    if not stack._port_open(cfg.redis_port):
+    if not port_open(cfg.redis_port):
         return False
     try:
         return bool(_redis(cfg, pw).ping())
@@ -174,7 +175,7 @@ def _redis_ready(cfg: SecureConfig, pw: Mapping[str, str]) -> bool:
 def redis_up(cfg: SecureConfig, pw: Mapping[str, str], rules: Mapping[str, str], timeout: float = 20.0) -> str:
     pidfile, log = cfg.home / "redis.pid", cfg.home / "redis.log"
     where = f"rediss://127.0.0.1:{cfg.redis_port}"
-    running = stack._already_up("redis (TLS)", pidfile, cfg.redis_port, bool(stack._pid(pidfile))
+    running = stack._already_up("redis (TLS)", pidfile, cfg.redis_port, bool(running_pid(pidfile))
                                 and _redis_ready(cfg, pw), where, "TIERSTREAM_DEVSTACK_SECURE_REDIS_PORT")
     if running:
         return running
@@ -187,7 +188,7 @@ def redis_up(cfg: SecureConfig, pw: Mapping[str, str], rules: Mapping[str, str],
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _redis_ready(cfg, pw):
-            return f"redis (TLS, ACL users {', '.join(REDIS_USERS)}) started (pid {stack._pid(pidfile)}) on {where}"
+            return f"redis (TLS, ACL users {', '.join(REDIS_USERS)}) started (pid {running_pid(pidfile)}) on {where}"
         time.sleep(0.2)
     tail = stack._tail(log)
     if "TLS" in tail and "not" in tail.lower():
@@ -224,9 +225,9 @@ def status(cfg: SecureConfig) -> tuple[bool, list[str]]:
     if not (cfg.home / "secrets.json").exists():
         return False, ["secure: never started (`tierstream devstack up --secure`)"]
     pw = passwords(cfg)
-    k_ok = bool(stack._pid(cfg.home / "kafka.pid")) and stack._kafka_ready(
+    k_ok = bool(running_pid(cfg.home / "kafka.pid")) and stack._kafka_ready(
         cfg.kafka, client_kwargs(cfg, "admin", pw["kafka.admin"]))
-    r_ok = bool(stack._pid(cfg.home / "redis.pid")) and _redis_ready(cfg, pw)
+    r_ok = bool(running_pid(cfg.home / "redis.pid")) and _redis_ready(cfg, pw)
     return k_ok and r_ok, [f"kafka (SASL_SSL): {'running on ' + cfg.bootstrap if k_ok else 'not running'}",
                            f"redis (TLS): {f'running on 127.0.0.1:{cfg.redis_port}' if r_ok else 'not running'}"]
 

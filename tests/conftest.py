@@ -79,8 +79,8 @@ def redis_cluster(devstack: stack.StackConfig) -> Iterator[str]:
 def secure_devstack(devstack: stack.StackConfig) -> Iterator[Any]:
     """The secure devstack (devstack/secure.py: Kafka over SASL_SSL, Redis over TLS with ACL users)
     beside the plain one, started for the session unless it runs. Not with TIERSTREAM_TEST_EXTERNAL=1."""
+    from cli.devstack_secure import devstack_rules
     from devstack import secure
-    from streams.secure_cli import devstack_rules
 
     if os.environ.get("TIERSTREAM_TEST_EXTERNAL") == "1":
         pytest.skip("the secure devstack is the devstack's own: not with TIERSTREAM_TEST_EXTERNAL=1")

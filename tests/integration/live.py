@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from projections.clients import sync_redis
+from plumbing.kafka import consume, produce
+from plumbing.kafka_security import kafka_kwargs, security_env
+from plumbing.redis_clients import sync_redis
+from plumbing.settings import Settings
+from plumbing.topics import LEDGER
 from projections.keys import Keys
-from streams.kafka_io import consume, produce
-from streams.kafka_security import kafka_kwargs, security_env
-from streams.settings import Settings
-from streams.topics import LEDGER
 
 if TYPE_CHECKING:
     from devstack.secure import SecureConfig
@@ -76,7 +76,7 @@ class Worker:
     def start(self) -> Worker:
         env = env_for(self.settings, TIERSTREAM_WEB_PORT=str(self.port), **self.env)
         with open(self.log, "ab") as f:
-            self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT,
+            self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], env=env, cwd=ROOT,
                                          stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
@@ -248,7 +248,7 @@ class DashboardServer:
     def start(self, timeout: float = 30) -> DashboardServer:
         env = env_for(self.settings)
         with open(self.log, "ab") as f:
-            self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "dashboard", "--port", str(self.port)],
+            self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "dashboard", "--port", str(self.port)],
                                          env=env, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from devstack import secure
+from plumbing.settings import Settings
 from projections.acl import dashboard_rules, worker_rules
-from streams.settings import Settings
 from tests.integration.live import ROOT, Worker, env_for, free_port, secure_settings, wait_caught_up
 
 pytestmark = pytest.mark.integration

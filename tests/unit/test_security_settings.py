@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from devstack import secure
+from plumbing.kafka_security import faust_credentials, kafka_kwargs, security_env
+from plumbing.redis_clients import RedisConfigError, cluster_seeds, tls_options
+from plumbing.settings import KafkaSecurity, Settings, SettingsError, redact_url
 from projections.acl import acl_line, dashboard_rules, refused_line, worker_rules
-from projections.clients import RedisConfigError, cluster_seeds, tls_options
-from streams.kafka_security import faust_credentials, kafka_kwargs, security_env
-from streams.settings import KafkaSecurity, Settings, SettingsError, redact_url
 
 pytestmark = pytest.mark.unit
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -6,7 +6,7 @@ import functools
 import ssl
 from typing import Any
 
-from streams.settings import KafkaSecurity, Settings, SettingsError
+from plumbing.settings import KafkaSecurity, Settings, SettingsError
 
 
 @functools.lru_cache(maxsize=8)

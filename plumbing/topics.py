@@ -9,8 +9,8 @@ from typing import Any, Final, TypeVar
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from streams.kafka_security import kafka_kwargs
-from streams.settings import Settings
+from plumbing.kafka_security import kafka_kwargs
+from plumbing.settings import Settings
 
 INPUT_TOPICS: Final = ("member-joins", "orders", "benefit-redemptions", "config-changes")
 LEDGER: Final = "ledger"

@@ -28,10 +28,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from projections.clients import async_redis
+from plumbing.metrics import info
+from plumbing.redis_clients import async_redis
+from plumbing.settings import Settings
 from projections.keys import Keys, resolve_namespace
-from streams.metrics import info
-from streams.settings import Settings
 from tiering.contract import MAX_ID
 from tiering.params import RuleParams
 from tiering.view import status_of
@@ -266,8 +266,8 @@ class Dashboard:
 
 def run_dashboard(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> int:
     """`tierstream dashboard`: serve until stopped."""
-    from streams.metrics import setup_logging
-    from streams.webport import port_problem
+    from plumbing.metrics import setup_logging
+    from plumbing.webport import port_problem
 
     problem = port_problem(host, port, "pick another with --port")
     if problem is not None:
