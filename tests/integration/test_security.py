@@ -26,7 +26,7 @@ CLI_TIMEOUT_S = 120  # a run that hangs instead of failing fails the test here
 
 
 def tierstream(args: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env, cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=CLI_TIMEOUT_S, stdin=subprocess.DEVNULL)
 
 
@@ -159,7 +159,7 @@ def test_no_command_shows_a_secret_working_or_failing(secure_devstack: Any, uniq
         dash_env = {**env, "TIERSTREAM_REDIS": secure_devstack.redis_url(f"d-{unique}", dash_pw)}
         port, token = str(free_port()), extra["TIERSTREAM_DASHBOARD_TOKEN"]
         with open(tmp_path / "dashboard.log", "wb") as log:
-            dash = subprocess.Popen([sys.executable, "-m", "streams.cli", "dashboard", "--port", port], env=dash_env,
+            dash = subprocess.Popen([sys.executable, "-m", "cli.main", "dashboard", "--port", port], env=dash_env,
                                     cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
