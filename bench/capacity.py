@@ -32,6 +32,7 @@ from bench.capacity_model import Load, Measured, plan, render
 from bench.rebuild_bench import input_topic, write_ledger
 from devstack import stack
 from plumbing.ingest import encode, route
+from plumbing.kafka_security import kafka_kwargs
 from plumbing.settings import Secret, Settings
 from plumbing.topics import LEDGER, ensure_topics
 from replay.file import replay_file
@@ -72,7 +73,7 @@ def redis_usage(url: str, namespace: str) -> dict[str, float]:
 async def ingest_seconds(s: Settings, lines: list[bytes], chunk: int = 5000) -> float:
     """Seconds to validate, route and append `lines` as ingest does (batched per partition by
     streams.ledger_writer), to a topic of their own; without ingest's Redis dedupe round trip."""
-    writer = LedgerWriter(s.kafka, s.partitions)
+    writer = LedgerWriter(kafka_kwargs(s), s.partitions)
     await writer.start()
     futures: list[Any] = []
     topics = [input_topic(line) for line in lines]  # a real ingest knows it from the record

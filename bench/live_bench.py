@@ -43,6 +43,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from devstack import cluster, stack
+from plumbing.kafka_security import kafka_kwargs, security_env
 from plumbing.redis_clients import sync_redis
 from plumbing.settings import Secret, Settings
 from plumbing.topics import ensure_topics
@@ -81,7 +82,7 @@ def start_worker(s: Settings, log: Path, feed_interval_ms: int, port: int = 0,
     env = {**os.environ, "TIERSTREAM_KAFKA": s.kafka, "TIERSTREAM_REDIS": str(s.redis),
            "TIERSTREAM_TOPIC_PREFIX": s.topic_prefix, "TIERSTREAM_NAMESPACE": s.namespace,
            "TIERSTREAM_FEED_INTERVAL_MS": str(feed_interval_ms), "TIERSTREAM_WEB_PORT": str(port or free_port()),
-           "TIERSTREAM_ROLES": roles}
+           "TIERSTREAM_ROLES": roles, **security_env(s.kafka_security)}
     with open(log, "ab") as f:
         return subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], env=env, cwd=ROOT, stdout=f,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -140,7 +141,7 @@ async def produce(s: Settings, n: int, shops: int, rate: float | None, start: in
     Records go to the broker as produce batches per partition (streams.ledger_writer, keyed as the
     default partitioner does): the benchmark's producer shares the cores with the worker, and a
     producer future per record cost it about half a core at 5,000 events/s."""
-    writer = LedgerWriter(s.kafka, s.partitions)
+    writer = LedgerWriter(kafka_kwargs(s), s.partitions)
     await writer.start()
     topic = s.topic("orders")
     sent: list[float] = []
@@ -169,7 +170,7 @@ async def produce(s: Settings, n: int, shops: int, rate: float | None, start: in
 
 async def raw_consume(s: Settings, n: int, topic: str = "orders") -> float:
     """Seconds for raw aiokafka to read n records of `topic` from the beginning: the baseline."""
-    c = AIOKafkaConsumer(s.topic(topic), bootstrap_servers=s.kafka, group_id=None, auto_offset_reset="earliest",
+    c = AIOKafkaConsumer(s.topic(topic), **kafka_kwargs(s), group_id=None, auto_offset_reset="earliest",
                          enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024)
     await c.start()
     try:

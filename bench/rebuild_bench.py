@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaProducer
 from bench.live_bench import raw_consume
 from devstack import cluster, stack
 from plumbing.ingest import encode, route
+from plumbing.kafka_security import kafka_kwargs
 from plumbing.settings import Secret, Settings
 from plumbing.topics import LEDGER, ensure_topics
 from replay.ledger import rebuild
@@ -60,7 +61,7 @@ def input_topic(line: bytes) -> str:
 async def write_ledger(s: Settings, cfg: SimConfig, lines: Iterable[bytes] | None = None) -> int:
     """Write the simulation (or `lines`) to the ledger as ingest and the clock would; records written."""
     lateness = RuleParams().lateness_ms
-    producer = AIOKafkaProducer(bootstrap_servers=s.kafka, acks=1, linger_ms=20, max_batch_size=1 << 20)
+    producer = AIOKafkaProducer(**kafka_kwargs(s), acks=1, linger_ms=20, max_batch_size=1 << 20)
     await producer.start()
     n, last_tick, max_ts = 0, None, None
     try:

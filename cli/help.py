@@ -41,6 +41,7 @@ EXAMPLES: dict[str, str] = {
   tierstream devstack up && eval "$(tierstream devstack env)"
   tierstream devstack up --redis-cluster --replicas 1   # also a Redis Cluster of 3 masters
   tierstream devstack up --brokers 3                     # a three-broker Kafka (docs/reliability.md)
+  tierstream devstack up --secure && eval "$(tierstream devstack env --secure)"   # SASL_SSL Kafka, TLS Redis, ACL users
   tierstream devstack status; tierstream devstack down""",
 }
 

@@ -59,6 +59,12 @@ def _simulate(args: argparse.Namespace) -> int:
 def _devstack(args: argparse.Namespace) -> int:
     from devstack.commands import devstack
 
+    if args.secure:  # its Redis users get the project's ACL rules, which devstack/ may not import
+        from cli.devstack_secure import devstack_secure
+        from devstack import stack
+
+        return devstack_secure(stack.StackConfig.from_env(), args.action)
+
     return devstack(args)
 
 
@@ -173,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--brokers", type=int, default=None,
                    help="Kafka nodes (KRaft, replicated); default 1, or as many as the last `up` "
                         "(docs/reliability.md)")
+    d.add_argument("--secure", action="store_true",
+                   help="the secure stack beside the plain one: Kafka over SASL_SSL (SCRAM), Redis over TLS with "
+                        "ACL users worker and dashboard; `env --secure` prints the worker's variables")
     d.set_defaults(func=_devstack)
 
     from cli.help import decorate
@@ -188,27 +197,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        reason = _unavailable(exc)
+        reason = _unavailable(exc, args.command)
         if reason is None:
             raise  # a bug: the traceback is the report
         print(f"tierstream {args.command}: {reason}", file=sys.stderr)
         return 1
 
 
-def _unavailable(exc: Exception) -> str | None:
-    """What to tell the user when a command's broker, Redis or file is not there; None otherwise."""
+def _unavailable(exc: Exception, command: str = "") -> str | None:
+    """What to tell the user when a command's broker, Redis or file is not there, or refuses it; None otherwise."""
     from aiokafka.errors import KafkaConnectionError
+    from redis.exceptions import AuthenticationError, NoPermissionError
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from plumbing.settings import Settings, redact_url
+    from plumbing.settings import Settings, SettingsError, redact_url
 
+    if isinstance(exc, SettingsError):
+        return str(exc)
     hint = "is it running? `tierstream devstack up` starts one here, `eval \"$(tierstream devstack env)\"` points at it"
     if isinstance(exc, KafkaConnectionError):
-        return f"cannot reach Kafka at {Settings.from_env().kafka} ({exc}); {hint}"
+        from plumbing.kafka_security import diagnose
+
+        reason = diagnose(Settings.from_env())
+        return f"{reason}; {hint}" if reason.startswith("cannot reach") else reason
     from plumbing.redis_clients import RedisConfigError
 
     if isinstance(exc, RedisConfigError):
         return str(exc)
+    if isinstance(exc, NoPermissionError):
+        from projections.acl import refused_line
+
+        s = Settings.from_env()
+        return refused_line(exc, "dashboard" if command == "dashboard" else "worker", s.namespace, s.topic_prefix)
+    if isinstance(exc, AuthenticationError):  # a ConnectionError to redis-py, but nothing is down
+        return (f"Redis at {redact_url(str(Settings.from_env().redis))} refused the user and password of "
+                f"TIERSTREAM_REDIS ({exc})")
     if isinstance(exc, RedisConnectionError):
         return f"cannot reach Redis at {redact_url(str(Settings.from_env().redis))} ({exc}); {hint}"
     if isinstance(exc, OSError) and exc.filename is not None:

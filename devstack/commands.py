@@ -20,7 +20,9 @@ def devstack(args: argparse.Namespace) -> int:
         if args.action == "up":
             lines = stack.up(cfg, args.redis_cluster, args.replicas)
         elif args.action == "down":
-            lines = stack.down(cfg)
+            from devstack import secure
+
+            lines = stack.down(cfg) + secure.down(secure.SecureConfig.from_env(cfg))
         elif args.action == "env":
             lines = stack.env_lines(cfg)
         else:

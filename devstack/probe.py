@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 
-async def _metadata(bootstrap: str) -> bool:
+async def _metadata(bootstrap: str, client: dict[str, Any]) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, **client)
     try:
         await admin.start()
         cluster = await admin.describe_cluster()
@@ -19,8 +20,9 @@ async def _metadata(bootstrap: str) -> bool:
         await admin.close()
 
 
-def kafka_metadata_ok(bootstrap: str) -> bool:
+def kafka_metadata_ok(bootstrap: str, **client: Any) -> bool:
+    """`client`: more aiokafka keyword arguments (TLS and SASL for the secure devstack)."""
     try:
-        return asyncio.run(asyncio.wait_for(_metadata(bootstrap), 8))
+        return asyncio.run(asyncio.wait_for(_metadata(bootstrap, client), 8))
     except TimeoutError:
         return False

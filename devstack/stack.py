@@ -14,8 +14,10 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from devstack import cluster, sysdeps
 from devstack.procs import port_open as _port_open
@@ -138,10 +140,13 @@ def _already_up(name: str, pidfile: Path, port: int, ready: bool, where: str, po
 
 
 def kafka_up(cfg: StackConfig, timeout: float = 240.0, settings: dict[str, str] | None = None,
-             cluster_id: str | None = None) -> str:
-    """Start the broker with `settings` (default: `broker_settings`); ready when `cfg.bootstrap` answers."""
+             cluster_id: str | None = None, format_args: Sequence[str] = (),
+             client: Mapping[str, Any] | None = None) -> str:
+    """Start the broker with `settings` (default: `broker_settings`); ready when `cfg.bootstrap` answers
+    (to a client with the aiokafka keyword arguments `client`: devstack/secure.py's TLS and SASL).
+    `format_args` go to the storage format of a fresh data directory (SCRAM users)."""
     pidfile, log = cfg.home / "kafka.pid", cfg.home / "kafka.log"
-    running = _already_up("kafka", pidfile, cfg.kafka_port, bool(_pid(pidfile)) and _kafka_ready(cfg),
+    running = _already_up("kafka", pidfile, cfg.kafka_port, bool(_pid(pidfile)) and _kafka_ready(cfg, client),
                           cfg.bootstrap, "TIERSTREAM_DEVSTACK_KAFKA_PORT")
     if running:
         return running
@@ -155,7 +160,7 @@ def kafka_up(cfg: StackConfig, timeout: float = 240.0, settings: dict[str, str] 
     if not (data / "meta.properties").exists():
         cluster = cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         fmt = subprocess.run(_java(cfg, libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster}",
-                                   "-c", str(props)), capture_output=True, text=True, check=False)
+                                   "-c", str(props), *format_args), capture_output=True, text=True, check=False)
         if fmt.returncode != 0:
             raise DevstackError(f"formatting Kafka storage failed:\n{(fmt.stdout + fmt.stderr)[-2000:]}")
     with open(log, "ab") as f:
@@ -166,7 +171,7 @@ def kafka_up(cfg: StackConfig, timeout: float = 240.0, settings: dict[str, str] 
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise DevstackError(f"Kafka exited with code {proc.returncode}; last lines of {log}:\n{_tail(log)}")
-        if _kafka_ready(cfg):
+        if _kafka_ready(cfg, client):
             return f"kafka started (pid {proc.pid}) on {cfg.bootstrap}, log {log}"
         time.sleep(0.5)
     partitions = sum(1 for d in data.iterdir() if d.is_dir()) if data.exists() else 0
@@ -176,23 +181,24 @@ def kafka_up(cfg: StackConfig, timeout: float = 240.0, settings: dict[str, str] 
                         f"last lines of {log}:\n{_tail(log)}")
 
 
-def _kafka_ready(cfg: StackConfig) -> bool:
+def _kafka_ready(cfg: StackConfig, client: Mapping[str, Any] | None = None) -> bool:
     """A real metadata request, answered by a broker with a controller."""
     if not _port_open(cfg.kafka_port):
         return False
     from devstack.probe import kafka_metadata_ok
-    return kafka_metadata_ok(cfg.bootstrap)
+    return kafka_metadata_ok(cfg.bootstrap, **(client or {}))
 
 
-def delete_topics(cfg: StackConfig, pattern: str) -> int:
-    """Delete every topic whose name matches `pattern` (a regex); return how many."""
+def delete_topics(cfg: StackConfig, pattern: str, client: Mapping[str, Any] | None = None) -> int:
+    """Delete every topic whose name matches `pattern` (a regex); return how many. `client`: more
+    aiokafka keyword arguments (the secure stack's TLS and SASL)."""
     import asyncio
     import re
 
     from aiokafka.admin import AIOKafkaAdminClient
 
     async def run() -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap, request_timeout_ms=60_000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap, request_timeout_ms=60_000, **(client or {}))
         await admin.start()
         try:
             names = sorted(t for t in await admin.list_topics() if re.match(pattern, t))

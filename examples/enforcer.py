@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from plumbing.kafka_security import kafka_kwargs
 from plumbing.settings import Settings
 from plumbing.topics import SHOP_STATE, started
 from tiering.shopstate import Present, blocked_channels, present_of
@@ -91,7 +92,7 @@ async def run(settings: Settings, idle_seconds: float | None = None, margin_s: f
               table: Table | None = None) -> Table:
     """Bootstrap, then follow until `idle_seconds` pass with nothing new (None: until cancelled)."""
     table = table if table is not None else Table()
-    consumer = await started(AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None,
+    consumer = await started(AIOKafkaConsumer(**kafka_kwargs(settings), group_id=None,
                                               enable_auto_commit=False, auto_offset_reset="earliest"))
     try:
         parts = range(settings.partitions)

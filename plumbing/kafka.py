@@ -13,6 +13,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from plumbing.ingest import FANOUT_HEADER
+from plumbing.kafka_security import kafka_kwargs
 from plumbing.progress import Progress
 from plumbing.settings import Settings
 from plumbing.topics import OUTPUT_TOPICS, ensure_topics, started
@@ -47,7 +48,7 @@ async def produce(settings: Settings, src: Iterable[bytes], in_order: bool = Tru
     await ensure_topics(settings)
 
     async def new_producer() -> AIOKafkaProducer:
-        return await started(AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all", enable_idempotence=True,
+        return await started(AIOKafkaProducer(**kafka_kwargs(settings), acks="all", enable_idempotence=True,
                                               linger_ms=0 if in_order else 5))
 
     producer = await new_producer()
@@ -111,7 +112,7 @@ async def consume(settings: Settings, dst: IO[bytes], idle_seconds: float, topic
     """Read topics from the beginning, write every record as a JSONL line; stop after idle_seconds."""
     names = [settings.topic(t) for t in topics]
     # without a group, a subscription is assigned every partition, read from the earliest offset
-    consumer = AIOKafkaConsumer(*names, bootstrap_servers=settings.kafka, group_id=None,
+    consumer = AIOKafkaConsumer(*names, **kafka_kwargs(settings), group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await started(consumer)
     n = 0

@@ -10,15 +10,19 @@ one hiredis call and leaves what hiredis refuses (bytearray, wrong types) to red
 packer, so what goes on the wire, and what is refused, is the same (tests/unit/test_clients.py).
 
 `TIERSTREAM_REDIS` may name a Redis Cluster instead: `redis-cluster://[user:password@]host:port[,host:port...]`
-(seed nodes; the client learns the rest). Then both factories return redis-py's cluster clients,
-which route each command by its key's slot and follow MOVED/ASK; the store's keys of a ledger
-partition share a slot (projections/keys.py), so the code is the same on both.
+(seed nodes; the client learns the rest), or `rediss-cluster://` for one over TLS. Both TLS forms
+(`rediss://` and `rediss-cluster://`) take redis-py's URL options `ssl_ca_certs`, `ssl_certfile`,
+`ssl_keyfile` and `ssl_check_hostname=false` (the explicit opt-out of the host name check). For a
+cluster both factories return redis-py's cluster clients, which route each command by its key's
+slot and follow MOVED/ASK; the store's keys of a ledger partition share a slot (projections/keys.py),
+so the code is the same on both.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 import redis.asyncio as aioredis
@@ -65,6 +69,8 @@ class HiredisPackingConnection(Connection):
 
 
 CLUSTER_SCHEME = "redis-cluster"
+TLS_CLUSTER_SCHEME = "rediss-cluster"
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
 # A failover takes the cluster a few seconds (node timeout, then the replica's election): a
 # command retries with growing pauses for about that long before its caller sees the error.
 CLUSTER_RETRIES = 8
@@ -74,17 +80,39 @@ class RedisConfigError(ValueError):
     """TIERSTREAM_REDIS cannot be used: the message says why, in one line."""
 
 
-def cluster_seeds(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]] | None:
-    """The seed nodes and credentials of a `redis-cluster://` URL; None for any other URL."""
+def tls_options(url: str) -> dict[str, Any]:
+    """The TLS keyword arguments a `rediss://` or `rediss-cluster://` URL asks for; the files it
+    names must be readable (a missing CA file is one line here, not an SSL error at connect)."""
     parts = urlsplit(url)
-    if parts.scheme != CLUSTER_SCHEME:
+    if parts.scheme not in ("rediss", TLS_CLUSTER_SCHEME):
+        return {}
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    opts: dict[str, Any] = {"ssl": True}
+    for name in TLS_OPTIONS[:3]:
+        path = query.get(name)
+        if path is not None:
+            if not os.access(path, os.R_OK):
+                raise RedisConfigError(f"TIERSTREAM_REDIS: {name}={path}: no readable file there")
+            opts[name] = path
+    check = query.get("ssl_check_hostname", "true").lower()
+    if check not in ("true", "false", "1", "0", "yes", "no"):
+        raise RedisConfigError(f"TIERSTREAM_REDIS: ssl_check_hostname takes true or false, got {check!r}")
+    opts["ssl_check_hostname"] = check in ("true", "1", "yes")
+    return opts
+
+
+def cluster_seeds(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]] | None:
+    """The seed nodes and client keyword arguments (credentials, TLS) of a `redis-cluster://` or
+    `rediss-cluster://` URL; None for any other URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in (CLUSTER_SCHEME, TLS_CLUSTER_SCHEME):
         return None
     auth, _, hosts = parts.netloc.rpartition("@")
     seeds: list[tuple[str, int]] = []
     for item in hosts.split(","):
         host, _, port = item.strip().rpartition(":")
         if not host or not port.isdigit():
-            raise RedisConfigError(f"TIERSTREAM_REDIS: {CLUSTER_SCHEME}:// takes host:port[,host:port...], "
+            raise RedisConfigError(f"TIERSTREAM_REDIS: {parts.scheme}:// takes host:port[,host:port...], "
                                    f"got {item.strip()!r}")
         seeds.append((host.strip("[]"), int(port)))
     if parts.path not in ("", "/", "/0"):
@@ -94,7 +122,7 @@ def cluster_seeds(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]] | No
         user, sep, password = auth.partition(":")
         creds = {"username": unquote(user) or None, "password": unquote(password)} if sep else \
             {"password": unquote(user)}
-    return seeds, creds
+    return seeds, {**creds, **tls_options(url)}
 
 
 def _backoff() -> ExponentialWithJitterBackoff:
@@ -105,12 +133,14 @@ def sync_cluster(url: str) -> RedisCluster:
     """A RedisCluster for a `redis-cluster://` URL, refused unless every node it asks is `cluster_state:ok`."""
     found = cluster_seeds(url)
     if found is None:
-        raise RedisConfigError(f"not a {CLUSTER_SCHEME}:// URL")
+        raise RedisConfigError(f"not a {CLUSTER_SCHEME}:// or {TLS_CLUSTER_SCHEME}:// URL")
     seeds, creds = found
     try:
         client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in seeds],  # type: ignore[no-untyped-call]
                               retry=Retry(_backoff(), CLUSTER_RETRIES), **creds)
         states: Any = client.cluster_info(target_nodes=RedisCluster.PRIMARIES)
+    except redis.exceptions.NoPermissionError:
+        raise  # the ACL refuses a command: said as such by the command line (`permission_line`)
     except (redis.RedisError, RedisClusterException) as exc:
         where = ",".join(f"{h}:{p}" for h, p in seeds)
         raise RedisConfigError(f"TIERSTREAM_REDIS: the Redis Cluster at {where} is not usable (it must answer, "
@@ -136,6 +166,7 @@ def async_redis(url: str) -> Any:
                                  retry=AsyncRetry(_backoff(), CLUSTER_RETRIES), **creds)
     if HIREDIS_AVAILABLE and url.startswith("redis://"):
         return aioredis.from_url(url, connection_class=HiredisPackingConnection)
+    tls_options(url)  # its files checked; from_url reads the same options from the URL
     return aioredis.from_url(url)
 
 
@@ -144,6 +175,7 @@ def sync_redis(url: str) -> Any:
     RedisCluster for a `redis-cluster://` URL."""
     if cluster_seeds(url) is not None:
         return sync_cluster(url)
+    tls_options(url)
     if HIREDIS_AVAILABLE:
         return redis.Redis.from_url(url, command_packer=HiredisPacker())
     return redis.Redis.from_url(url)

@@ -9,6 +9,7 @@ from typing import Any, Final, TypeVar
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from plumbing.kafka_security import kafka_kwargs
 from plumbing.settings import Settings
 
 INPUT_TOPICS: Final = ("member-joins", "orders", "benefit-redemptions", "config-changes")
@@ -63,7 +64,7 @@ def replication_for(settings: Settings, brokers: int) -> tuple[int, dict[str, st
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create every topic that is missing; return the names created. Idempotent."""
-    admin = await started(AIOKafkaAdminClient(bootstrap_servers=settings.kafka))
+    admin = await started(AIOKafkaAdminClient(**kafka_kwargs(settings)))
     try:
         existing = set(await admin.list_topics())
         wanted = [settings.topic(t) for t in ALL_TOPICS]

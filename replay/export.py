@@ -22,6 +22,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from plumbing.ingest import FANOUT_HEADER
+from plumbing.kafka_security import kafka_kwargs
 from plumbing.progress import Progress
 from plumbing.settings import Settings
 from plumbing.topics import INPUT_TOPICS, LEDGER, started
@@ -37,7 +38,7 @@ async def read_to_end(settings: Settings, topics: list[str], keep: Callable[[Any
                       partitions: list[int] | None = None, label: str | None = None) -> list[Any]:
     """Every record of the topics' partitions (all, or `partitions`) up to their end offsets now,
     that `keep` accepts; progress on stderr under `label`. Export and explain read with it."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**kafka_kwargs(settings), group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
     await started(consumer)
     try:

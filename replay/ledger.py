@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from plumbing.kafka_security import kafka_kwargs
 from plumbing.metrics import GcTenure
 from plumbing.progress import Progress
 from plumbing.redis_clients import sync_redis
@@ -88,10 +89,10 @@ async def rebuild(settings: Settings, namespace: str, params: RuleParams | None 
     params = params or RuleParams()
     folder = Folder(params)
     client = sync_redis(str(settings.redis))
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**kafka_kwargs(settings), group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
     await started(consumer)
-    producer = await started(AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all", linger_ms=5)) \
+    producer = await started(AIOKafkaProducer(**kafka_kwargs(settings), acks="all", linger_ms=5)) \
         if publish_shop_state else None
     result = RebuildResult()
     tenure = GcTenure()  # the caches and outputs grow for the whole rebuild: keep full collections short

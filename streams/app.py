@@ -15,6 +15,7 @@ import faust
 from faust.transport.drivers.aiokafka import Producer as FaustKafkaProducer
 from faust.web import Request, Response, View
 
+from plumbing.kafka_security import faust_credentials, kafka_kwargs
 from plumbing.metrics import info
 from plumbing.settings import Settings
 from plumbing.webport import worker_bind, worker_port
@@ -45,6 +46,7 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
         web_port=port, web_bind=worker_bind(),
         datadir=os.path.join(tempfile.gettempdir(), f"tierstream-faust-{settings.topic_prefix}{port}"),
         producer_acks=-1,
+        broker_credentials=faust_credentials(settings.kafka_security),  # the same as every aiokafka client's
     )
     # Faust starts a producer of its own; ours (Sender, below) sends outputs, dead letters and markers
     app.transport.Producer = IdempotentProducer  # type: ignore[misc]
@@ -55,7 +57,7 @@ def create_app(settings: Settings, web_port: int | None = None) -> tuple[faust.A
 
     # outputs, dead letters and markers: our own producer, replaced when a send is stuck (Faust's
     # could not be, and held every send after a leader moved: streams/producers.py)
-    sender = Sender(settings.kafka, on_renew=lambda exc: pipeline.metrics.retried("producer", exc))
+    sender = Sender(kafka_kwargs(settings), on_renew=lambda exc: pipeline.metrics.retried("producer", exc))
     send = sender.send
 
     # the readers are raw aiokafka consumers run as Faust tasks, not Faust streams: streams/readers.py says why
@@ -134,6 +136,28 @@ class IdempotentProducer(FaustKafkaProducer):
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
 
+def refused(settings: Settings, exc: BaseException) -> None:
+    """A permission Redis refuses (its ACL), or a user and password it refuses, does not heal by
+    retrying: the worker stops at once with one line saying so, and exit code 1, instead of
+    restarting a reader forever."""
+    from redis.exceptions import AuthenticationError, NoPermissionError
+
+    from plumbing.settings import redact_url
+    from projections.acl import refused_line
+
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, NoPermissionError | AuthenticationError):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return
+    line = refused_line(seen, "worker", settings.namespace, settings.topic_prefix) \
+        if isinstance(seen, NoPermissionError) else \
+        f"Redis at {redact_url(str(settings.redis))} refused the user and password of TIERSTREAM_REDIS ({seen})"
+    print(f"tierstream worker: {line}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)  # from inside a Faust task: no orderly stop to wait for; commits are atomic, nothing is lost
+
+
 def _tolerant(pipeline: Pipeline, name: str, step: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
     """A timer step that survives the broker or Redis going away: it fails this tick and tries the next
     (logged once per incident, counted in /health)."""
@@ -147,6 +171,7 @@ def _tolerant(pipeline: Pipeline, name: str, step: Callable[[], Awaitable[None]]
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            refused(pipeline.settings, exc)
             pipeline.metrics.bump(f"{name}_errors")
             pipeline.metrics.retried(name, exc)
             if not failing:
@@ -193,6 +218,7 @@ def _supervised(app: faust.App, reader: GroupReader) -> Callable[[], Awaitable[N
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                refused(reader.settings, exc)
                 if asyncio.get_running_loop().time() - started > 60:
                     pause = READER_RESTART_MIN_S  # it had been running fine: a new incident
                 reader.pipeline.metrics.bump(f"{reader.name}_restarts")

@@ -11,7 +11,7 @@ to the producer's queue for that partition in order.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -35,8 +35,9 @@ class PartialWrite(Exception):
 
 
 class LedgerWriter:
-    def __init__(self, bootstrap: str, partitions: int) -> None:
-        self.bootstrap, self.partitions = bootstrap, partitions
+    def __init__(self, kafka: Mapping[str, Any], partitions: int) -> None:
+        """`kafka`: the client keyword arguments (bootstrap servers, security) of `kafka_kwargs`."""
+        self.kafka, self.partitions = dict(kafka), partitions
         self._producer: AIOKafkaProducer | None = None
 
     @property
@@ -50,7 +51,7 @@ class LedgerWriter:
         if self._producer is None:
             # idempotent: a batch retried after a lost acknowledgement (a broker or the network failing)
             # is written once, in order
-            producer = new_producer(self.bootstrap, linger_ms=0, max_batch_size=MAX_BATCH_BYTES,
+            producer = new_producer(self.kafka, linger_ms=0, max_batch_size=MAX_BATCH_BYTES,
                                     max_request_size=2 * MAX_BATCH_BYTES)
             await started(producer)
             self._producer = producer

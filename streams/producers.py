@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -26,9 +27,10 @@ class ProducerStuck(ConnectionError):
     """A send was not acknowledged for SEND_STUCK_S: the producer was replaced, the send failed."""
 
 
-def new_producer(bootstrap: str, **kw: Any) -> AIOKafkaProducer:
-    """Idempotent with acks=all: a batch resent after its acknowledgement was lost is written once, in order."""
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **kw)
+def new_producer(kafka: Mapping[str, Any], **kw: Any) -> AIOKafkaProducer:
+    """Idempotent with acks=all: a batch resent after its acknowledgement was lost is written once, in order.
+    `kafka`: the client keyword arguments (bootstrap servers, security) of `kafka_kwargs`."""
+    return AIOKafkaProducer(**kafka, acks="all", enable_idempotence=True, **kw)
 
 
 async def close_producer(producer: AIOKafkaProducer, timeout: float = 10.0) -> None:
@@ -49,8 +51,8 @@ class Sender:
     """`send(topic, key, value, partition)` -> a future of the acknowledgement, through a producer
     that is replaced when one of its sends is stuck (the `Send` of streams/pipeline.py)."""
 
-    def __init__(self, bootstrap: str, stuck_s: float = SEND_STUCK_S, on_renew: Any = None) -> None:
-        self.bootstrap, self.stuck_s, self.on_renew = bootstrap, stuck_s, on_renew
+    def __init__(self, kafka: Mapping[str, Any], stuck_s: float = SEND_STUCK_S, on_renew: Any = None) -> None:
+        self.kafka, self.stuck_s, self.on_renew = dict(kafka), stuck_s, on_renew
         self._producer: AIOKafkaProducer | None = None
         self._pending: dict[asyncio.Future[Any], float] = {}  # our future -> when it was sent
         self._starting = asyncio.Lock()
@@ -59,7 +61,7 @@ class Sender:
     async def _get(self) -> AIOKafkaProducer:
         async with self._starting:
             if self._producer is None:
-                self._producer = await started(new_producer(self.bootstrap))
+                self._producer = await started(new_producer(self.kafka))
             return self._producer
 
     async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None) -> asyncio.Future[Any]:

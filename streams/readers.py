@@ -39,6 +39,7 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from plumbing.ingest import FANOUT_HEADER
+from plumbing.kafka_security import kafka_kwargs
 from plumbing.metrics import info
 from plumbing.settings import Settings
 from plumbing.topics import INPUT_TOPICS, LEDGER, started
@@ -115,7 +116,7 @@ class GroupReader:
         self.beat = time.monotonic()
         await self.starting()
         consumer = self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka, group_id=self.group_id, enable_auto_commit=False,
+            **kafka_kwargs(self.settings), group_id=self.group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             partition_assignment_strategy=(RangePartitionAssignor,))
@@ -224,7 +225,7 @@ class IngestReader(GroupReader):
     def __init__(self, settings: Settings, pipeline: Pipeline, send: Send, group_id: str) -> None:
         super().__init__(settings, pipeline, [settings.topic(t) for t in INPUT_TOPICS], group_id)
         self.send = send
-        self.ledger = LedgerWriter(settings.kafka, settings.partitions)
+        self.ledger = LedgerWriter(kafka_kwargs(settings), settings.partitions)
         self.merge: ArrivalMerge[Any] = ArrivalMerge(max_hold_s=ARRIVAL_MAX_HOLD_S)
         self._prefix_len = len(settings.topic_prefix)
 
@@ -259,7 +260,8 @@ class IngestReader(GroupReader):
         self.merge = ArrivalMerge(max_hold_s=ARRIVAL_MAX_HOLD_S)
         self.merge.forced = forced
         self._done_upto = {}
-        self.ledger = LedgerWriter(self.settings.kafka, self.settings.partitions)  # a failed producer is not reused
+        # a failed producer is not reused
+        self.ledger = LedgerWriter(kafka_kwargs(self.settings), self.settings.partitions)
 
     async def _flush(self, consumer: AIOKafkaConsumer) -> None:
         assigned = sorted(consumer.assignment())

@@ -75,6 +75,26 @@ def redis_cluster(devstack: stack.StackConfig) -> Iterator[str]:
         print(cluster.down(cfg))
 
 
+@pytest.fixture(scope="session")
+def secure_devstack(devstack: stack.StackConfig) -> Iterator[Any]:
+    """The secure devstack (devstack/secure.py: Kafka over SASL_SSL, Redis over TLS with ACL users)
+    beside the plain one, started for the session unless it runs. Not with TIERSTREAM_TEST_EXTERNAL=1."""
+    from cli.devstack_secure import devstack_rules
+    from devstack import secure
+
+    if os.environ.get("TIERSTREAM_TEST_EXTERNAL") == "1":
+        pytest.skip("the secure devstack is the devstack's own: not with TIERSTREAM_TEST_EXTERNAL=1")
+    cfg = secure.SecureConfig.from_env(devstack)
+    started = not secure.status(cfg)[0]
+    if started:
+        print("\n".join(secure.up(cfg, devstack_rules("live", ""))))
+    yield cfg
+    topics, keys = secure.delete_test_data(cfg, TEST_TOPIC, TEST_KEY)
+    print(f"secure devstack: removed {topics} test topics and {keys} test keys")
+    if started and os.environ.get("TIERSTREAM_KEEP_DEVSTACK") != "1":
+        print("\n".join(secure.down(cfg)))
+
+
 @pytest.fixture(scope="session", params=["single", "cluster"])
 def state_redis_url(request: pytest.FixtureRequest, redis_url: str) -> str:
     """Where the tests that hold the pipeline's promises keep state: the single Redis, then the cluster."""

@@ -12,17 +12,22 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from plumbing.kafka import consume, produce
+from plumbing.kafka_security import kafka_kwargs, security_env
 from plumbing.redis_clients import sync_redis
 from plumbing.settings import Settings
 from plumbing.topics import LEDGER
 from projections.keys import Keys
+
+if TYPE_CHECKING:
+    from devstack.secure import SecureConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,19 +46,35 @@ def settings_for(kafka: str, redis_url: str, prefix: str, namespace: str | None 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment a `tierstream` subprocess needs to use these settings."""
     return {**os.environ, "TIERSTREAM_KAFKA": settings.kafka, "TIERSTREAM_REDIS": str(settings.redis),
-            "TIERSTREAM_TOPIC_PREFIX": settings.topic_prefix, "TIERSTREAM_NAMESPACE": settings.namespace, **extra}
+            "TIERSTREAM_TOPIC_PREFIX": settings.topic_prefix, "TIERSTREAM_NAMESPACE": settings.namespace,
+            **security_env(settings.kafka_security), **extra}
+
+
+def secure_settings(scfg: SecureConfig, prefix: str, rules: str | None = None) -> tuple[Settings, str]:
+    """Settings for the secure devstack: Kafka over SASL_SSL as `worker`; Redis over TLS as a user of
+    this test's own with the worker's least-privilege rules for its namespace (or `rules`). And the
+    admin's Redis URL, to inspect and clean up what the test made."""
+    from devstack import secure
+    from projections.acl import worker_rules
+
+    user, password = f"w-{prefix}", f"pw-{uuid.uuid4().hex}"
+    secure.set_user(scfg, user, password, rules if rules is not None else worker_rules(prefix, f"{prefix}-"))
+    env = {**secure.env(scfg), "TIERSTREAM_REDIS": scfg.redis_url(user, password),
+           "TIERSTREAM_TOPIC_PREFIX": f"{prefix}-", "TIERSTREAM_NAMESPACE": prefix}
+    return Settings.from_env(env), scfg.redis_url("admin", secure.passwords(scfg)["redis.admin"])
 
 
 class Worker:
     """`tierstream worker` in a subprocess with its own web port and log file."""
 
-    def __init__(self, settings: Settings, log_dir: Path, name: str = "worker") -> None:
-        self.settings, self.port = settings, free_port()
+    def __init__(self, settings: Settings, log_dir: Path, name: str = "worker",
+                 env: dict[str, str] | None = None) -> None:
+        self.settings, self.port, self.env = settings, free_port(), env or {}
         self.log = log_dir / f"{name}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
-        env = env_for(self.settings, TIERSTREAM_WEB_PORT=str(self.port))
+        env = env_for(self.settings, TIERSTREAM_WEB_PORT=str(self.port), **self.env)
         with open(self.log, "ab") as f:
             self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], env=env, cwd=ROOT,
                                          stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
@@ -112,7 +133,7 @@ def consume_all(settings: Settings, idle_seconds: float = 3.0) -> list[bytes]:
 
 
 async def _ledger_ends(settings: Settings) -> dict[int, int]:
-    c = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None)
+    c = AIOKafkaConsumer(**kafka_kwargs(settings), group_id=None)
     await c.start()
     try:
         tps = [TopicPartition(settings.topic(LEDGER), p) for p in range(settings.partitions)]
@@ -137,8 +158,8 @@ def wait_assigned(workers: list[Worker], reader: str, partitions: int, timeout: 
 def copy_ledger(src: Settings, dst: Settings) -> int:
     """Append every ledger record of `src` to the same partition of `dst`'s ledger, in order."""
     async def run() -> int:
-        c = AIOKafkaConsumer(bootstrap_servers=src.kafka, group_id=None, auto_offset_reset="earliest")
-        p = AIOKafkaProducer(bootstrap_servers=dst.kafka, acks="all", linger_ms=5)
+        c = AIOKafkaConsumer(**kafka_kwargs(src), group_id=None, auto_offset_reset="earliest")
+        p = AIOKafkaProducer(**kafka_kwargs(dst), acks="all", linger_ms=5)
         await c.start()
         await p.start()
         try:

@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from examples.enforcer import FOLLOWED, Table, run
+from plumbing.kafka_security import kafka_kwargs
 from plumbing.settings import Settings
 from replay.file import replay_file
 from tests.integration.live import (
@@ -57,7 +58,7 @@ def wait_for(check: Any, timeout: float = 60) -> None:
 
 def followed_ends(settings: Settings) -> dict[tuple[str, int], int]:
     async def go() -> dict[tuple[str, int], int]:
-        c = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None)
+        c = AIOKafkaConsumer(**kafka_kwargs(settings), group_id=None)
         await c.start()
         try:
             tps = [TopicPartition(settings.topic(t), n) for t in FOLLOWED for n in range(settings.partitions)]
@@ -71,8 +72,8 @@ def redeliver(settings: Settings, since: dict[tuple[str, int], int]) -> int:
     """Send the followed topics' records from `since` on again, as a re-folding worker or a producer
     retry would: same key and value, after the originals."""
     async def go() -> int:
-        c = AIOKafkaConsumer(bootstrap_servers=settings.kafka, group_id=None, auto_offset_reset="earliest")
-        p = AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all")
+        c = AIOKafkaConsumer(**kafka_kwargs(settings), group_id=None, auto_offset_reset="earliest")
+        p = AIOKafkaProducer(**kafka_kwargs(settings), acks="all")
         await c.start()
         await p.start()
         try:

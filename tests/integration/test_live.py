@@ -32,6 +32,7 @@ from tests.integration.live import (
     copy_ledger,
     delete_namespace,
     produce_lines,
+    secure_settings,
     settings_for,
     state_dump,
     wait_assigned,
@@ -71,10 +72,21 @@ def assert_same_meaning(outputs: list[bytes]) -> None:
     assert {i: p for i, p in by_id.items() if len(p) > 1} == {}
 
 
+@pytest.fixture(params=["single", "cluster", "secure"])
+def scenario_target(request: pytest.FixtureRequest, kafka_bootstrap: str, unique: str) -> tuple[Settings, str]:
+    """Where a scenario runs live, and a Redis URL allowed to clean up after it: plain Kafka with the
+    single Redis or the cluster; or Kafka over SASL_SSL (SCRAM) with Redis over TLS as an ACL user
+    that may touch only this test's namespace (the worker's least-privilege rules)."""
+    if request.param == "secure":
+        return secure_settings(request.getfixturevalue("secure_devstack"), unique)
+    url = str(request.getfixturevalue("redis_url" if request.param == "single" else "redis_cluster"))
+    return settings_for(kafka_bootstrap, url, unique), url
+
+
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
-def test_scenario_end_to_end_equals_the_file_form(folder: Path, kafka_bootstrap: str, state_redis_url: str, unique: str,
+def test_scenario_end_to_end_equals_the_file_form(folder: Path, scenario_target: tuple[Settings, str],
                                                   tmp_path: Path) -> None:
-    s = settings_for(kafka_bootstrap, state_redis_url, unique)
+    s, state_redis_url = scenario_target
     w = Worker(s, tmp_path, folder.name).start()
     try:
         w.wait_ready()

@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from plumbing.kafka import consume
+from plumbing.kafka_security import kafka_kwargs
 from plumbing.settings import Settings
 from plumbing.topics import SHOP_STATE, started
 from replay.file import replay_file
@@ -105,7 +106,7 @@ TOPIC_LEVEL = 1  # DescribeConfigs config_source: set on the topic itself (DYNAM
 
 async def topic_configs(settings: Settings, topic: str) -> dict[str, tuple[str, int]]:
     """The topic's configs: name -> (value, where it comes from)."""
-    admin = await started(AIOKafkaAdminClient(bootstrap_servers=settings.kafka))
+    admin = await started(AIOKafkaAdminClient(**kafka_kwargs(settings)))
     try:
         [resp] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, settings.topic(topic))])
         [(_err, _msg, _rtype, _name, entries)] = resp.resources

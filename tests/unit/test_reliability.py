@@ -98,7 +98,7 @@ class _Producer:
 
 
 def test_a_partial_ledger_write_names_the_partitions_that_were_written() -> None:
-    writer = LedgerWriter("unused:9092", 8)
+    writer = LedgerWriter({"bootstrap_servers": "unused:9092"}, 8)
     writer._producer = _Producer(failing=partition_for(b"shop-1", 8))  # type: ignore[assignment]
     records = [(b"shop-1", b"a", None), (None, b"b", 0), (None, b"c", 5)]
 

@@ -26,7 +26,7 @@ def test_a_stuck_send_fails_and_the_next_goes_through_a_new_producer(
     async def main() -> None:
         await ensure_topics(s)
         renewed: list[BaseException] = []
-        sender = Sender(cluster.proxied_bootstrap, stuck_s=2.0, on_renew=renewed.append)
+        sender = Sender({"bootstrap_servers": cluster.proxied_bootstrap}, stuck_s=2.0, on_renew=renewed.append)
         watch = asyncio.ensure_future(sender.watch(every_s=0.2))
 
         async def deliver(value: bytes) -> int:
