@@ -7,6 +7,8 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 
+from tiering.contract import SHOP_ID_RULE, is_shop_id
+
 
 @functools.lru_cache(maxsize=1 << 16)
 def partition_for(key: bytes, partitions: int) -> int:
@@ -41,6 +43,10 @@ class Keys:
         return partition_for(shop.encode(), self.partitions)
 
     def _shop(self, shop: str) -> str:
+        """The prefix of a shop's keys, followed by the id itself: only an id of the contract's
+        alphabet (no `{`, `}`, `:`, whitespace) gets one, so no id can reach into another key."""
+        if not is_shop_id(shop):
+            raise ValueError(f"not a shop id ({SHOP_ID_RULE}): {shop[:40]!r}")
         return self._home if self._home is not None else self._prefix(self.partition_of(shop))
 
     # per ledger partition

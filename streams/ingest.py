@@ -53,7 +53,8 @@ def encode(record: dict[str, Any]) -> bytes:
 
 # A dead letter's reason is free text naming the value; its class (a bounded set) labels the
 # Prometheus counter. First match wins, in this order ("unknown type" before "invalid").
-REASON_CLASSES = (("not valid JSON", "malformed_json"), ("not a JSON object", "not_an_object"),
+REASON_CLASSES = (("not valid JSON", "malformed_json"), ("duplicate key", "malformed_json"),
+                  ("nested deeper", "malformed_json"), ("not a JSON object", "not_an_object"),
                   ("unknown type", "unknown_type"), ("missing field 'type'", "unknown_type"),
                   ("does not belong on topic", "wrong_topic"), ("unknown input topic", "wrong_topic"),
                   ("missing field", "missing_field"), ("invalid '", "invalid_field"),
