@@ -213,8 +213,9 @@ class Dashboard:
 
     async def shop_events(self, request: web.Request) -> web.StreamResponse:
         shop_id = request.match_info["shop_id"]
-        if check_shop_id(shop_id) is not None:
-            return await self._shop_or_error(request)  # the 400
+        problem = check_shop_id(shop_id)
+        if problem is not None:
+            return _error(400, problem)
         k = await self.keys()
         # the feed's position before the first view is read ("$" after it would lose a change
         # folded in between: the page would show the old view until the next change)

@@ -8,6 +8,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from tiering.contract import MAX_ID, SHOP_ID_RULE, is_shop_id
 
@@ -54,7 +55,7 @@ def authorized(header: str | None, token: str) -> bool:
     return hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def guard(token: str | None) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def guard(token: str | None) -> Middleware:
     """Middleware: a request to an API or stream path without the token is answered 401."""
 
     @web.middleware
