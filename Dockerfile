@@ -4,10 +4,14 @@ ENV PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY tiering tiering
-COPY streams streams
-COPY projections projections
-COPY replay replay
+COPY plumbing plumbing
 COPY devstack devstack
+COPY projections projections
+COPY streams streams
+COPY replay replay
+COPY dashboard dashboard
+COPY simulator simulator
 COPY bench bench
+COPY cli cli
 RUN pip install --no-cache-dir .
 CMD ["tierstream", "--help"]

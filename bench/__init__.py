@@ -1,1 +1,1 @@
-"""bench: the workload simulator and the benchmarks that run on it."""
+"""bench: the benchmarks, the capacity model and the soak, on the simulator's workloads."""

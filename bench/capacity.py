@@ -30,14 +30,14 @@ import redis
 
 from bench.capacity_model import Load, Measured, plan, render
 from bench.rebuild_bench import input_topic, write_ledger
-from bench.simulate import SimConfig, Simulator
 from devstack import stack
+from plumbing.ingest import encode, route
+from plumbing.settings import Secret, Settings
+from plumbing.topics import LEDGER, ensure_topics
 from replay.file import replay_file
 from replay.ledger import rebuild
-from streams.ingest import encode, route
+from simulator.workload import SimConfig, Simulator
 from streams.ledger_writer import LedgerWriter
-from streams.settings import Secret, Settings
-from streams.topics import LEDGER, ensure_topics
 
 MEMBER_KEYS = (":m", ":q", ":e")
 SHOP_KEYS = (":s", ":v", ":feed")

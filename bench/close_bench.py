@@ -21,7 +21,7 @@ import time
 import zlib
 
 from devstack import stack
-from projections.clients import sync_redis
+from plumbing.redis_clients import sync_redis
 from projections.processor import PartitionProcessor
 from projections.redis_store import RedisStore
 from tiering.fold import Folder

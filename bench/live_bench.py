@@ -43,11 +43,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from devstack import cluster, stack
-from projections.clients import sync_redis
+from plumbing.redis_clients import sync_redis
+from plumbing.settings import Secret, Settings
+from plumbing.topics import ensure_topics
 from projections.keys import Keys
 from streams.ledger_writer import LedgerWriter
-from streams.settings import Secret, Settings
-from streams.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_TS = 1_672_588_800_000  # 2023-01-02 00:00 Asia/Shanghai: the middle of a cycle
@@ -83,7 +83,7 @@ def start_worker(s: Settings, log: Path, feed_interval_ms: int, port: int = 0,
            "TIERSTREAM_FEED_INTERVAL_MS": str(feed_interval_ms), "TIERSTREAM_WEB_PORT": str(port or free_port()),
            "TIERSTREAM_ROLES": roles}
     with open(log, "ab") as f:
-        return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT, stdout=f,
+        return subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], env=env, cwd=ROOT, stdout=f,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -25,14 +25,14 @@ import random
 import statistics
 from typing import Any
 
-from bench.rebuild_bench import write_ledger
-from bench.simulate import SimConfig
+from bench.rebuild_bench import redis_targets, write_ledger
 from devstack import cluster, stack
-from projections.clients import sync_redis
+from plumbing.redis_clients import sync_redis
+from plumbing.settings import Secret, Settings
+from plumbing.topics import ensure_topics
 from projections.keys import Keys
 from replay.ledger import rebuild
-from streams.settings import Secret, Settings
-from streams.topics import ensure_topics
+from simulator.workload import SimConfig
 
 
 def sample(client: Any, s: Settings, n: int, seed: int) -> dict[str, Any]:
@@ -98,11 +98,7 @@ def main() -> int:
     ap.add_argument("--redis-cluster", action="store_true", help="also into the devstack's Redis Cluster")
     args = ap.parse_args()
     cfg = stack.StackConfig.from_env()
-    for line in stack.up(cfg):
-        print(line)
-    urls = {"single": cfg.redis_url}
-    if args.redis_cluster:
-        urls["cluster"] = cluster.ensure(cfg.home).url
+    urls = redis_targets(cfg, args.redis_cluster)
     print(json.dumps({name: run(cfg, args, url) for name, url in urls.items()}, indent=2))
     return 0
 

@@ -16,7 +16,7 @@ import statistics
 import time
 from collections import deque
 
-from streams.metrics import Metrics
+from plumbing.metrics import Metrics
 from streams.prom import STAGES, WorkerCollector, exposition, registry_for
 
 OBSERVATIONS = 200_000

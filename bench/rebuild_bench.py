@@ -33,14 +33,14 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.live_bench import raw_consume
-from bench.simulate import SimConfig, Simulator
 from devstack import cluster, stack
+from plumbing.ingest import encode, route
+from plumbing.settings import Secret, Settings
+from plumbing.topics import LEDGER, ensure_topics
 from replay.ledger import rebuild
 from replay.parallel import rebuild_parallel
+from simulator.workload import SimConfig, Simulator
 from streams.clock import marker
-from streams.ingest import encode, route
-from streams.settings import Secret, Settings
-from streams.topics import LEDGER, ensure_topics
 from tiering.contract import topic_of
 from tiering.params import RuleParams
 
@@ -92,6 +92,16 @@ def _cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def redis_targets(cfg: stack.StackConfig, with_cluster: bool) -> dict[str, str]:
+    """Bring the devstack up; the Redis URLs a bench runs against: the single Redis (and the cluster)."""
+    for line in stack.up(cfg):
+        print(line)
+    urls = {"single": cfg.redis_url}
+    if with_cluster:
+        urls["cluster"] = cluster.ensure(cfg.home).url
+    return urls
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shops", type=int, default=300)
@@ -101,12 +111,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args()
     cfg = stack.StackConfig.from_env()
-    for line in stack.up(cfg):
-        print(line)
-    urls = {"single": cfg.redis_url}
-    if args.redis_cluster:
-        urls["cluster"] = cluster.ensure(cfg.home).url
-    results = {name: run(cfg, args, url) for name, url in urls.items()}
+    results = {name: run(cfg, args, url) for name, url in redis_targets(cfg, args.redis_cluster).items()}
     print(json.dumps(results if args.redis_cluster else results["single"], indent=2))
     return 0
 

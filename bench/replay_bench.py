@@ -21,7 +21,7 @@ import time
 
 import orjson
 
-from bench.simulate import SimConfig, write_simulation
+from simulator.workload import SimConfig, write_simulation
 
 _CHILD = """
 import resource, sys, time

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from bench.simulate import SimConfig, write_simulation
+from simulator.workload import SimConfig, write_simulation
 
 
 def run(path: str, out: str, workers: int) -> tuple[float, float]:

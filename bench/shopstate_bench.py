@@ -16,7 +16,7 @@ import statistics
 import time
 from typing import Any
 
-from bench.simulate import SimConfig, Simulator
+from simulator.workload import SimConfig, Simulator
 from tiering.contract import InvalidEvent, parse_line
 from tiering.fold import Folder
 from tiering.params import RuleParams

@@ -32,13 +32,13 @@ import redis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.simulate import SimConfig, Simulator
 from devstack import brokers, stack
 from devstack.faultproxy import KAFKA_PRODUCE, FaultProxy, ProxyHost, kafka_request, redis_commit
+from plumbing.kafka import produce
+from plumbing.settings import Settings
+from plumbing.topics import INPUT_TOPICS, LEDGER
 from projections.keys import Keys
-from streams.kafka_io import produce
-from streams.settings import Settings
-from streams.topics import INPUT_TOPICS, LEDGER
+from simulator.workload import SimConfig, Simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOPS, EVENTS_PER_SHOP_DAY = 1000, 20.0
@@ -90,7 +90,7 @@ class Soak:
         log = ROOT / "artifacts" / "soak-worker.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "wb") as f:
-            self.worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT,
+            self.worker = subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], env=env, cwd=ROOT,
                                            stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120
         while self.health() is None:

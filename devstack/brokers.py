@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack.stack import HERE, DevstackError, _pid, _port_open, _tail, fetch_kafka
+from devstack.procs import port_open as _port_open
+from devstack.procs import running_pid as _pid
+from devstack.stack import HERE, DevstackError, _tail, fetch_kafka
 
 FAULT_OFFSET = 100  # the FAULTY listener's ports sit this far above the client ports
 
@@ -295,7 +297,7 @@ def stack_action(cfg: Any, cc: ClusterConfig, action: str) -> tuple[bool, list[s
     from devstack import stack
 
     if action == "up":
-        if stack._pid(cfg.home / "kafka.pid"):
+        if _pid(cfg.home / "kafka.pid"):
             raise DevstackError("a single-broker devstack runs in this home: `tierstream devstack down` first")
         lines = [stack.redis_up(cfg), *up(cc)]
         (cc.home / "brokers").write_text(str(cc.nodes))
@@ -308,7 +310,7 @@ def stack_action(cfg: Any, cc: ClusterConfig, action: str) -> tuple[bool, list[s
     if action == "env":
         return True, [f"export TIERSTREAM_KAFKA={cc.bootstrap}", f"export TIERSTREAM_REDIS={cfg.redis_url}"]
     ok, lines = status(cc)
-    r_ok = bool(stack._pid(cfg.home / "redis.pid")) and stack._redis_ready(cfg)
+    r_ok = bool(_pid(cfg.home / "redis.pid")) and stack._redis_ready(cfg)
     lines.append(f"redis: {'running' if r_ok else 'not running'}" + (f" on {cfg.redis_url}" if r_ok else ""))
     return ok and r_ok, [*lines, f"home:  {cfg.home}"]
 

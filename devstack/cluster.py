@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devstack.procs import running_pid as _pid
+
 MASTERS = 3
 NODE_TIMEOUT_MS = 2000
 
@@ -53,7 +55,7 @@ class ClusterConfig:
 
     @property
     def url(self) -> str:
-        """TIERSTREAM_REDIS for this cluster (projections/clients.py): its masters as seeds."""
+        """TIERSTREAM_REDIS for this cluster (plumbing/redis_clients.py): its masters as seeds."""
         return "redis-cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports[:MASTERS])
 
     def pidfile(self, port: int) -> Path:
@@ -67,15 +69,6 @@ def _read_layout(d: Path) -> dict[str, Any] | None:
     try:
         layout: dict[str, Any] = json.loads((d / "layout.json").read_text())
         return layout
-    except (OSError, ValueError):
-        return None
-
-
-def _pid(path: Path) -> int | None:
-    try:
-        pid = int(path.read_text().strip())
-        os.kill(pid, 0)
-        return pid
     except (OSError, ValueError):
         return None
 

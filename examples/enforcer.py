@@ -31,8 +31,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.settings import Settings
-from streams.topics import SHOP_STATE, started
+from plumbing.settings import Settings
+from plumbing.topics import SHOP_STATE, started
 from tiering.shopstate import Present, blocked_channels, present_of
 
 FOLLOWED = ("tier-changes", "recruitment-throttles")

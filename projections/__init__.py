@@ -1,1 +1,1 @@
-"""projections: the Redis state store, key layout, and dashboard read models."""
+"""projections: the Redis state store, its key layout, its fenced commit and the dashboard read models."""

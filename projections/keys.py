@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-from aiokafka.partitioner import murmur2
-
+from plumbing.partitioner import partition_for
 from tiering.contract import SHOP_ID_RULE, is_shop_id
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives a keyed record: the one function the ledger's
-    producers and the key layout share (murmur2 is pure Python in aiokafka and keys are shop ids:
-    remembered for the shops seen lately)."""
-    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
 class Keys:

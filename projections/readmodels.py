@@ -28,7 +28,8 @@ import orjson
 
 from projections.commit import embed
 from projections.keys import Keys
-from projections.redis_store import RedisStore, queue_script
+from projections.redis_store import RedisStore
+from projections.scripts import queue_script
 from tiering.close import Closer
 from tiering.state import Clock
 from tiering.view import shop_view, tier_class, view_instant

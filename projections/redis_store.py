@@ -17,188 +17,23 @@ ids. Member records are bounded (`MEMBER_CACHE`); shop states and counters are o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
 
 from projections import codec
-from projections.commit import FencedOut, commit_many, embed
-
-__all__ = ["FencedOut", "RedisStore", "commit_many", "queue_mget", "queue_script"]
+from projections.commit import commit_many
 from projections.keys import Keys
-from tiering.close import untils
+from projections.members import RedisMembers
+from projections.scripts import COUNTS_LUA, MEMBER_CACHE, MEMBERS_LUA, queue_script
+from projections.store_reads import StoreReads
 from tiering.params import RuleParams
-from tiering.state import Clock, CycleCounters, Fact, Member, ShopState
+from tiering.state import Clock, CycleCounters, Fact, ShopState
 from tiering.view import tier_class
 
 
-def queue_script(pipe: Any, script: str, keys: Sequence[Any], args: Sequence[Any]) -> None:
-    """Queue a Lua script on a pipeline or transaction (sync or asyncio) as EVAL of its text.
-
-    redis-py's registered Script, queued on a pipeline, makes the pipeline ask SCRIPT EXISTS
-    before every execute: one more round trip per commit and per ingest flush. EVAL sends the
-    text (Redis finds the compiled script in its cache by its SHA1) and, unlike EVALSHA, cannot
-    fail inside a MULTI for a script cache a Redis restart emptied. (As a command: redis-py's
-    cluster pipeline has no `eval` method for it.)"""
-    pipe.execute_command("EVAL", script, len(keys), *keys, *args)
-
-
-def queue_mget(pipe: Any, keys: Sequence[Any]) -> None:
-    """Queue an MGET of keys of one slot (a partition's) on a pipeline. redis-py's cluster pipeline
-    refuses its `mget` method, keys of many slots or not; the command itself is routed by slot."""
-    pipe.execute_command("MGET", *keys)
-
-
-MGET_CHUNK = 1000  # keys per MGET
-MEMBER_CACHE = 200_000  # member records one partition's store keeps between batches
-COUNTS_CHUNK = 1000  # shops per counts script call
-# Per shop (KEYS: its effective and quality zsets), at its boundary b (ARGV[1 + i]): members (ZCARD),
-# quality and effective members (until > b), and, when ARGV[1] (the cycle start) is not -1, who
-# fell silent in (start, b]. One call for a thousand shops instead of four commands per shop.
-COUNTS_LUA = """
-local start = ARGV[1]
-local out = {}
-for i = 1, #KEYS / 2 do
-  local eff, q, b = KEYS[2 * i - 1], KEYS[2 * i], ARGV[i + 1]
-  local silent = {}
-  if start ~= '-1' then silent = redis.call('ZRANGEBYSCORE', eff, '(' .. start, b) end
-  out[i] = {redis.call('ZCARD', eff), redis.call('ZCOUNT', q, '(' .. b, '+inf'),
-            redis.call('ZCOUNT', eff, '(' .. b, '+inf'), silent}
-end
-return out
-"""
-
-# KEYS: per shop its member hash, effective and quality zsets; ARGV: per shop the number of
-# members it changed, then per member: user id, record, and for the effective and the quality
-# zset a new score, '-' (leaves it) or '' (unchanged there). One call per partition and batch
-# instead of up to five commands per shop (their client-side cost was most of a commit at a
-# thousand shops a batch).
-MEMBERS_LUA = embed("members", """
-local a, STEP = 1, 2000
-local function call_chunked(cmd, key, items)
-  for i = 1, #items, STEP do
-    redis.call(cmd, key, unpack(items, i, math.min(i + STEP - 1, #items)))
-  end
-end
-for s = 1, #KEYS / 3 do
-  local h, e, q = KEYS[3 * s - 2], KEYS[3 * s - 1], KEYS[3 * s]
-  local n = tonumber(ARGV[a]); a = a + 1
-  local records, eadd, qadd, erem, qrem = {}, {}, {}, {}, {}
-  for _ = 1, n do
-    local u, eu, qu = ARGV[a], ARGV[a + 2], ARGV[a + 3]
-    records[#records + 1] = u; records[#records + 1] = ARGV[a + 1]
-    if eu == '-' then erem[#erem + 1] = u elseif eu ~= '' then eadd[#eadd + 1] = eu; eadd[#eadd + 1] = u end
-    if qu == '-' then qrem[#qrem + 1] = u elseif qu ~= '' then qadd[#qadd + 1] = qu; qadd[#qadd + 1] = u end
-    a = a + 4
-  end
-  call_chunked('HSET', h, records)
-  call_chunked('ZADD', e, eadd)
-  call_chunked('ZADD', q, qadd)
-  call_chunked('ZREM', e, erem)
-  call_chunked('ZREM', q, qrem)
-end
-return 0
-""")
-
-Index = tuple[bool, int | None, int | None]  # (counted, quality_until, effective_until)
-_ABSENT: Index = (False, None, None)
-
-
-class RedisMembers:
-    """MemberIndex over Redis with an overlay of this batch's changes (read-your-writes)."""
-
-    def __init__(self, store: RedisStore, shop_id: str) -> None:
-        self.store, self.shop_id = store, shop_id
-        self.cache: dict[str, Member | None] = {}
-        self.orig: dict[str, Index] = {}
-        self.dirty: dict[str, Index] = {}
-        self.base_counts: dict[int, tuple[int, int, int]] = {}
-        self.base_silent: dict[tuple[int, int], list[str]] = {}
-
-    def loaded(self, user: str, raw: bytes | None) -> None:
-        m = codec.decode_member(raw) if raw is not None else None
-        if user not in self.cache:
-            self.store.cached_members += 1
-        self.cache[user] = m
-        self.orig[user] = (m.counted, *untils(m, self.store.params)) if m is not None else _ABSENT
-
-    def get(self, user_id: str) -> Member | None:
-        if user_id not in self.cache:
-            self.loaded(user_id, self.store.r.hget(self.store.keys.members(self.shop_id), user_id))
-        return self.cache[user_id]
-
-    def update(self, user_id: str, m: Member, quality_until: int | None, effective_until: int | None) -> None:
-        if user_id not in self.orig:
-            self.get(user_id)
-        if not self.dirty:
-            self.store._changed_members.append(self)
-        self.cache[user_id] = m
-        self.dirty[user_id] = (m.counted, quality_until, effective_until)
-
-    def count_after(self, boundary: int) -> tuple[int, int, int]:
-        if boundary not in self.base_counts:
-            self.store.fetch_counts([self.shop_id], boundary, None)
-        total, quality, effective = self.base_counts[boundary]
-        orig = self.orig
-        for user, (c1, q1, e1) in self.dirty.items():  # each changed member: out as stored, in as now
-            c0, q0, e0 = orig[user]
-            if c0:
-                total -= 1
-                quality -= q0 is not None and q0 > boundary
-                effective -= e0 is not None and e0 > boundary
-            if c1:
-                total += 1
-                quality += q1 is not None and q1 > boundary
-                effective += e1 is not None and e1 > boundary
-        return total, quality, effective
-
-    def fell_silent(self, start: int, end: int) -> list[str]:
-        if (start, end) not in self.base_silent:
-            self.store.fetch_counts([self.shop_id], end, start)
-        users = set(self.base_silent[(start, end)])
-        for user, (counted, _q, e) in self.dirty.items():
-            if counted and e is not None and start < e <= end:
-                users.add(user)
-            else:
-                users.discard(user)
-        return sorted(users)
-
-    def settle(self, floor: int | None) -> None:
-        """The batch committed: its changes are what Redis holds. Counts at instants before
-        `floor` (the oldest open cycle's start) are never asked again."""
-        if self.dirty:
-            for b in self.base_counts:
-                self.base_counts[b] = self.count_after(b)
-            self.orig.update(self.dirty)
-            self.dirty.clear()
-        if floor is not None:
-            for b in [b for b in self.base_counts if b < floor]:
-                del self.base_counts[b]
-        self.base_silent.clear()
-
-    def changes(self, keys: list[str], args: list[Any]) -> None:
-        """Add the batch's member changes to the arguments of MEMBERS_LUA."""
-        k, shop = self.store.keys, self.shop_id
-        keys += (k.members(shop), k.effective(shop), k.quality(shop))
-        args.append(len(self.dirty))
-        cache, orig, encode = self.cache, self.orig, codec.encode_member
-        for user, (counted, q, e) in sorted(self.dirty.items()):
-            m = cache[user]
-            assert m is not None
-            was_counted, q0, e0 = orig[user]
-            args += (user, encode(m), _zset_op(was_counted, e0, counted, e), _zset_op(was_counted, q0, counted, q))
-
-
-def _zset_op(was_counted: bool, before: int | None, counted: bool, now: int | None) -> int | str:
-    """A member's change in one of its shop's zsets (MEMBERS_LUA): its new score, '-' or ''."""
-    was_in = was_counted and before is not None
-    if counted and now is not None:
-        return now if not was_in or now != before else ""
-    return "-" if was_in else ""
-
-
-class RedisStore:
+class RedisStore(StoreReads):
     """StateStore for one ledger partition, backed by Redis (see the module docstring)."""
 
     def __init__(self, client: redis.Redis, namespace: str, partition: int, params: RuleParams) -> None:
@@ -289,68 +124,6 @@ class RedisStore:
                 idx.orig.clear()
             self.cached_members = 0
         self._warm = True  # (the batch's own sets are reset by the next load)
-
-    def prefetch(self, records: Sequence[dict[str, Any]]) -> None:
-        """Fetch, in one round trip, what folding these records will read."""
-        pipe = self.r.pipeline(transaction=False)
-        apply = self.queue_prefetch(pipe, records)
-        apply(iter(pipe.execute()))
-
-    def queue_prefetch(self, pipe: Any, records: Sequence[dict[str, Any]]) -> Callable[[Iterator[Any]], None]:
-        """`prefetch`'s reads, queued on a shared pipeline; returns what takes their results."""
-        shops: dict[str, set[str]] = {}
-        counters: set[tuple[str, int]] = set()
-        ids: list[str] = []
-        for rec in records:
-            if "event_id" in rec:
-                ids.append(rec["event_id"])
-            shop = rec.get("shop_id")
-            if shop is None:
-                continue
-            users = shops.setdefault(shop, set())
-            if "user_id" in rec:
-                users.add(rec["user_id"])
-            counters.add((shop, self.cal.cycle_start(rec["ts"])))
-        cached_shops, cached_members, cached_counters = self._shops, self._members, self._counters
-        shop_list = sorted(s for s in shops if s not in cached_shops)
-        for shop in shop_list:
-            pipe.get(self.keys.shop(shop))
-        user_lists = []
-        for shop in sorted(shops):
-            idx = cached_members.get(shop)
-            wanted = sorted(shops[shop] if idx is None else (u for u in shops[shop] if u not in idx.cache))
-            if wanted:
-                user_lists.append((shop, wanted))
-        for shop, user_ids in user_lists:
-            pipe.hmget(self.keys.members(shop), user_ids)
-        counter_list = sorted(c for c in counters if c not in cached_counters)
-        for shop, cycle in counter_list:
-            pipe.get(self.keys.counters(shop, cycle))
-        cycles = sorted(self._seen_cycles) if ids else []
-        for cycle in cycles:
-            pipe.smismember(self.keys.seen(self.p, cycle), ids)
-
-        def apply(res: Iterator[Any]) -> None:
-            for shop in shop_list:
-                self._loaded_shop(shop, next(res))
-            for shop, user_ids in user_lists:
-                idx = self.members(shop)
-                for user, raw in zip(user_ids, next(res), strict=True):
-                    idx.loaded(user, raw)
-            for key in counter_list:
-                raw = next(res)
-                self._counters[key] = codec.decode_counters(raw) if raw is not None else None
-            for cycle in cycles:
-                self._seen_hits.update((i, cycle) for i, hit in zip(ids, next(res), strict=True) if hit)
-        return apply
-
-    def _loaded_shop(self, shop_id: str, raw: bytes | None) -> ShopState | None:
-        state = self._shops[shop_id] = codec.decode_shop(raw) if raw is not None else None
-        if raw is not None:
-            self._stored_shops[shop_id] = raw
-        if state is not None:
-            self._orig_class[shop_id] = tier_class(state)
-        return state
 
     def original_class(self, shop_id: str) -> tuple[str, str] | None:
         """(industry, tier) of the shop as stored before this batch (None for a new shop)."""
@@ -456,70 +229,9 @@ class RedisStore:
         self.load_shops(shops, start, end)  # the new cycle's counters too: the close reads them (third-party cap)
         self.fetch_counts(shops, end, start)
 
-    def load_shops(self, shops: Sequence[str], *cycles: int) -> None:
-        """Fetch, in one round trip, the states of shops not read yet and their counters of `cycles`."""
-        missing = [s for s in shops if s not in self._shops]
-        need = [(s, c) for c in cycles for s in shops if (s, c) not in self._counters]
-        if not missing and not need:
-            return
-        pipe = self.r.pipeline(transaction=False)
-        for i in range(0, len(missing), MGET_CHUNK):
-            queue_mget(pipe, [self.keys.shop(s) for s in missing[i:i + MGET_CHUNK]])
-        for i in range(0, len(need), MGET_CHUNK):
-            queue_mget(pipe, [self.keys.counters(s, c) for s, c in need[i:i + MGET_CHUNK]])
-        res = iter(raw for chunk in pipe.execute() for raw in chunk)
-        for s in missing:
-            self._loaded_shop(s, next(res))
-        for key in need:
-            raw = next(res)
-            self._counters[key] = codec.decode_counters(raw) if raw is not None else None
-
-    def _counts(self, shops: Sequence[str], boundaries: Sequence[int], start: int | None = None) -> list[Any]:
-        """One script call: per shop (members, quality, effective) at its boundary [, who fell silent]."""
-        keys = [k for s in shops for k in (self.keys.effective(s), self.keys.quality(s))]
-        out: list[Any] = []
-        for i in range(0, len(shops), COUNTS_CHUNK):
-            part = slice(i, i + COUNTS_CHUNK)
-            out += self._counts_script(keys=keys[2 * i:2 * (i + COUNTS_CHUNK)],
-                                       args=[-1 if start is None else start, *boundaries[part]])
-        return out
-
-    def fetch_counts_at(self, instants: dict[str, int]) -> None:
-        """Member counts of several shops, each at its own instant, in one round trip."""
-        todo = [(s, t) for s, t in sorted(instants.items()) if t not in self.members(s).base_counts]
-        if not todo:
-            return
-        for (s, t), (total, quality, effective, _silent) in zip(
-                todo, self._counts([s for s, _ in todo], [t for _, t in todo]), strict=True):
-            self.members(s).base_counts[t] = (total, quality, effective)
-
     def touched_shops(self) -> list[str]:
         """Shops whose state this batch wrote (all of them after a partition-wide change)."""
         return self.shop_ids() if self._touch_all else sorted(self._touched)
-
-    def fetch_counts(self, shops: Iterable[str], boundary: int, start: int | None) -> None:
-        """Counts at `boundary` (and who fell silent in (start, boundary]) for shops, in one script call."""
-        shops = list(shops)
-        for s, (total, quality, effective, silent) in zip(
-                shops, self._counts(shops, [boundary] * len(shops), start), strict=True):
-            idx = self.members(s)
-            idx.base_counts[boundary] = (total, quality, effective)
-            if start is not None:
-                idx.base_silent[(start, boundary)] = [u.decode() for u in silent]
-        pipe = self.r.pipeline(transaction=False)
-        wanted: list[tuple[str, list[str]]] = []
-        for s in shops:  # members who fell silent are read next: fetch their records together
-            idx = self.members(s)
-            users = [u for u in idx.base_silent.get((start, boundary), []) if u not in idx.cache] \
-                if start is not None else []
-            if users:
-                wanted.append((s, users))
-                pipe.hmget(self.keys.members(s), users)
-        if wanted:
-            for (s, users), raws in zip(wanted, pipe.execute(), strict=True):
-                idx = self.members(s)
-                for user, raw in zip(users, raws, strict=True):
-                    idx.loaded(user, raw)
 
     def shop(self, shop_id: str) -> ShopState | None:
         if shop_id not in self._shops:
@@ -545,12 +257,6 @@ class RedisStore:
 
     def touch_all(self) -> None:
         self._touch_all = True
-
-    def members(self, shop_id: str) -> RedisMembers:
-        idx = self._members.get(shop_id)
-        if idx is None:
-            idx = self._members[shop_id] = RedisMembers(self, shop_id)
-        return idx
 
     def counters(self, shop_id: str, cycle_start: int, create: bool = True) -> CycleCounters | None:
         key = (shop_id, cycle_start)

@@ -2,6 +2,6 @@
 
 import sys
 
-from streams.cli import main
+from cli.main import main
 
 sys.exit(main(["replay", *sys.argv[1:]]))

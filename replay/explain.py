@@ -14,11 +14,12 @@ from typing import Any
 
 import orjson
 
-from projections.clients import sync_redis
-from projections.keys import Keys, partition_for, resolve_namespace_sync
+from plumbing.partitioner import partition_for
+from plumbing.redis_clients import sync_redis
+from plumbing.settings import Settings
+from plumbing.topics import LEDGER
+from projections.keys import Keys, resolve_namespace_sync
 from replay.export import read_to_end
-from streams.settings import Settings
-from streams.topics import LEDGER
 from tiering.contract import GLOBAL_TYPES, SHOP_ID_RULE, is_shop_id
 from tiering.params import RuleParams
 

@@ -21,11 +21,11 @@ from typing import IO, Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from plumbing.ingest import FANOUT_HEADER
+from plumbing.progress import Progress
+from plumbing.settings import Settings
+from plumbing.topics import INPUT_TOPICS, LEDGER, started
 from replay.ledger import Bound
-from streams.ingest import FANOUT_HEADER
-from streams.progress import Progress
-from streams.settings import Settings
-from streams.topics import INPUT_TOPICS, LEDGER, started
 from tiering.contract import GLOBAL_TYPES
 
 

@@ -18,13 +18,13 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from projections.clients import sync_redis
+from plumbing.metrics import GcTenure
+from plumbing.progress import Progress
+from plumbing.redis_clients import sync_redis
+from plumbing.settings import Settings
+from plumbing.topics import LEDGER, SHOP_STATE, started
 from projections.processor import PartitionProcessor, commit_pass, fold_pass
 from projections.redis_store import RedisStore
-from streams.metrics import GcTenure
-from streams.progress import Progress
-from streams.settings import Settings
-from streams.topics import LEDGER, SHOP_STATE, started
 from tiering.fold import Folder
 from tiering.outputs import Output
 from tiering.params import RuleParams

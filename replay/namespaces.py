@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.clients import sync_redis
+from plumbing.redis_clients import sync_redis
 from projections.keys import Keys, pointer_key, resolve_namespace_sync
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
+from plumbing.settings import Settings
 from replay.ledger import Bound, RebuildResult, progress_line, rebuild
 from replay.procs import Progress, run_children
-from streams.settings import Settings
 from tiering.params import RuleParams
 
 REPORT_EVERY_S = 0.5

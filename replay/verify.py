@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from projections.clients import sync_redis
+from plumbing.redis_clients import sync_redis
 from projections.keys import Keys
 
 
@@ -61,7 +61,7 @@ def diff_outputs(settings: Any, rebuilt: list[dict[str, Any]], idle_seconds: flo
     import asyncio
     import io
 
-    from streams.kafka_io import consume
+    from plumbing.kafka import consume
 
     buf = io.BytesIO()
     asyncio.run(consume(settings, buf, idle_seconds))
@@ -86,8 +86,8 @@ def diff_shop_states(settings: Any, rebuilt: list[dict[str, Any]], idle_seconds:
     import asyncio
     import io
 
-    from streams.kafka_io import consume
-    from streams.topics import SHOP_STATE
+    from plumbing.kafka import consume
+    from plumbing.topics import SHOP_STATE
 
     buf = io.BytesIO()
     asyncio.run(consume(settings, buf, idle_seconds, topics=(SHOP_STATE,)))

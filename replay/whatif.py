@@ -16,10 +16,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from plumbing.redis_clients import sync_redis
 from projections import codec
-from projections.clients import sync_redis
 from projections.keys import Keys
-from projections.redis_store import queue_mget
+from projections.scripts import queue_mget
 from tiering.params import Standard
 from tiering.state import ShopState
 from tiering.view import industry_of

@@ -1,1 +1,1 @@
-"""streams: the Faust app, topics, ingest, clock, evaluate and the `tierstream` CLI."""
+"""streams: the live worker — the Faust app, ingest into the ledger, the event-time clock, evaluate."""

@@ -15,12 +15,12 @@ import faust
 from faust.transport.drivers.aiokafka import Producer as FaustKafkaProducer
 from faust.web import Request, Response, View
 
-from streams.metrics import info
+from plumbing.metrics import info
+from plumbing.settings import Settings
+from plumbing.webport import worker_bind, worker_port
 from streams.pipeline import Pipeline
 from streams.prom import CONTENT_TYPE, WorkerCollector, exposition, registry_for
 from streams.readers import GroupReader, IngestReader, LedgerReader
-from streams.settings import Settings
-from streams.webport import worker_bind, worker_port
 
 CLOCK_EVERY_S = 0.1
 READER_RESTART_MIN_S, READER_RESTART_MAX_S = 0.5, 10.0
@@ -182,9 +182,9 @@ class QuietWorker(faust.Worker):
 
 def run_worker(settings: Settings, loglevel: str = "warning") -> int:
     """`tierstream worker`: create the topics, then run the agents until stopped."""
-    from streams.metrics import GC_TENURE_EVERY_S, GcTenure, setup_logging, watch_gc
-    from streams.topics import ensure_topics
-    from streams.webport import port_problem, worker_bind, worker_port
+    from plumbing.metrics import GC_TENURE_EVERY_S, GcTenure, setup_logging, watch_gc
+    from plumbing.topics import ensure_topics
+    from plumbing.webport import port_problem, worker_bind, worker_port
 
     try:  # before anything connects: a taken port is one line, not a traceback from deep in faust
         port = worker_port()

@@ -16,8 +16,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from projections.keys import partition_for
-from streams.topics import started
+from plumbing.partitioner import partition_for
+from plumbing.topics import started
 
 MAX_BATCH_BYTES = 512 * 1024  # below the broker's default message.max.bytes (1 MiB)
 

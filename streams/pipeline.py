@@ -13,16 +13,18 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from projections.clients import async_redis, sync_redis
+from plumbing.ingest import Routed, encode, reason_class, route
+from plumbing.metrics import Metrics, info
+from plumbing.redis_clients import async_redis, sync_redis
+from plumbing.settings import Settings
+from plumbing.topics import INPUT_TOPICS, LEDGER
+from projections.commit import FencedOut
 from projections.keys import Keys, resolve_namespace
 from projections.processor import PartitionProcessor, commit_pass, fold_pass
-from projections.redis_store import FencedOut, RedisStore, queue_script
+from projections.redis_store import RedisStore
+from projections.scripts import queue_script
 from streams import clock
-from streams.ingest import Routed, encode, reason_class, route
 from streams.ledger_writer import LedgerRecord, LedgerWriter, PartialWrite
-from streams.metrics import Metrics, info
-from streams.settings import Settings
-from streams.topics import INPUT_TOPICS, LEDGER
 from tiering.fold import Folder
 from tiering.outputs import OUTPUT_TOPIC, Output
 from tiering.params import RuleParams

@@ -10,12 +10,12 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from streams.metrics import LATENCY_BUCKETS_MS, Metrics
+from plumbing.metrics import LATENCY_BUCKETS_MS, Metrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "tierstream_"
 
-# plain counters of streams.metrics.Metrics -> (metric name without prefix and _total, help)
+# plain counters of plumbing.metrics.Metrics -> (metric name without prefix and _total, help)
 COUNTERS: Mapping[str, tuple[str, str]] = {
     "events_in": ("events_in", "Input messages ingest read (valid or not)."),
     "ledger_out": ("ledger_appended", "Valid input events ingest appended to the ledger."),

@@ -38,14 +38,14 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
+from plumbing.ingest import FANOUT_HEADER
+from plumbing.metrics import info
+from plumbing.settings import Settings
+from plumbing.topics import INPUT_TOPICS, LEDGER, started
 from projections.processor import LedgerGap
 from streams.arrival import ArrivalMerge
-from streams.ingest import FANOUT_HEADER
 from streams.ledger_writer import LedgerWriter
-from streams.metrics import info
 from streams.pipeline import InputMessage, Pipeline, Send
-from streams.settings import Settings
-from streams.topics import INPUT_TOPICS, LEDGER, started
 
 FETCH_MAX_WAIT_MS = 25  # an idle fetch returns this often, carrying fresh end offsets
 TOP_UP_MS = 5  # the ledger reader's second look for records appended while it was busy

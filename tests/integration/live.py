@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from projections.clients import sync_redis
+from plumbing.kafka import consume, produce
+from plumbing.redis_clients import sync_redis
+from plumbing.settings import Settings
+from plumbing.topics import LEDGER
 from projections.keys import Keys
-from streams.kafka_io import consume, produce
-from streams.settings import Settings
-from streams.topics import LEDGER
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ class Worker:
     def start(self) -> Worker:
         env = env_for(self.settings, TIERSTREAM_WEB_PORT=str(self.port))
         with open(self.log, "ab") as f:
-            self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT,
+            self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], env=env, cwd=ROOT,
                                          stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
@@ -230,7 +230,7 @@ class DashboardServer:
         if self.token is not None:
             env["TIERSTREAM_DASHBOARD_TOKEN"] = self.token
         with open(self.log, "ab") as f:
-            self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "dashboard", "--port", str(self.port)],
+            self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "dashboard", "--port", str(self.port)],
                                          env=env, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

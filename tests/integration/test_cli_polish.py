@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.simulate import SimConfig, write_simulation
+from simulator.workload import SimConfig, write_simulation
 from tests.integration.live import ROOT, env_for, settings_for
 from tests.ptyrun import run_on_terminal
 
@@ -29,7 +29,7 @@ def taken_port() -> Iterator[int]:
 
 
 def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *argv], env=env, cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", *argv], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
 
 
@@ -58,7 +58,7 @@ def test_produce_shows_progress_on_a_terminal_only(kafka_bootstrap: str, redis_u
     events = tmp_path / "events.jsonl"
     n = write_simulation(SimConfig(shops=5, days=2, seed=3), str(events))
     env = env_for(settings_for(kafka_bootstrap, redis_url, unique))
-    code, seen = run_on_terminal([sys.executable, "-m", "streams.cli", "produce", "--input", str(events)], env, ROOT)
+    code, seen = run_on_terminal([sys.executable, "-m", "cli.main", "produce", "--input", str(events)], env, ROOT)
     text = seen.decode()
     assert code == 0, text
     assert "\rproduce: [##############################]" in text and "lines (100%)" in text

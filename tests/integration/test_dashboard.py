@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
+from plumbing.settings import Settings
 from replay.file import replay_lines
-from streams.settings import Settings
 from tests.integration.live import (
     ROOT,
     DashboardServer,
@@ -201,7 +201,7 @@ def test_browser_shows_local_times_and_fits_desktop_and_phone(stacks: Any) -> No
     dashboard-1280.png, dashboard-phone.png in artifacts/)."""
     from playwright.sync_api import expect, sync_playwright
 
-    from bench.simulate import INDUSTRIES
+    from simulator.workload import INDUSTRIES
 
     st = stacks("seed000_example_b")
     _, api = st.dashboard.get("/api/shops/B")

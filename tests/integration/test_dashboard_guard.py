@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.dashboard_guard import CSP
+from dashboard.guard import CSP
 from tests.integration.live import (
     DashboardServer,
     Worker,

@@ -78,11 +78,11 @@ async def test_redis_write_and_read_with_aof(redis_url: str, unique: str) -> Non
 
 
 def test_devstack_cli_status_and_env(devstack: stack.StackConfig) -> None:
-    status = subprocess.run([sys.executable, "-m", "streams.cli", "devstack", "status"], capture_output=True,
+    status = subprocess.run([sys.executable, "-m", "cli.main", "devstack", "status"], capture_output=True,
                             text=True)
     assert status.returncode == 0, status.stdout + status.stderr
     assert "kafka: running" in status.stdout and "redis: running" in status.stdout
-    env = subprocess.run([sys.executable, "-m", "streams.cli", "devstack", "env"], capture_output=True,
+    env = subprocess.run([sys.executable, "-m", "cli.main", "devstack", "env"], capture_output=True,
                          text=True, check=True).stdout
     assert f"export TIERSTREAM_KAFKA={devstack.bootstrap}" in env
     c = cluster.ClusterConfig.from_env(devstack.home)  # the session's cluster runs once a test asked for it
@@ -93,11 +93,11 @@ def test_devstack_env_points_at_the_redis_cluster_while_it_runs(devstack: stack.
                                                                   redis_cluster: str) -> None:
     if os.environ.get("TIERSTREAM_TEST_EXTERNAL") == "1":
         pytest.skip("the devstack's own cluster only")
-    status = subprocess.run([sys.executable, "-m", "streams.cli", "devstack", "status"], capture_output=True,
+    status = subprocess.run([sys.executable, "-m", "cli.main", "devstack", "status"], capture_output=True,
                             text=True)
     assert status.returncode == 0, status.stdout + status.stderr
     assert "redis cluster: running (6/6 nodes up, 1 replica(s) per master)" in status.stdout
-    env = subprocess.run([sys.executable, "-m", "streams.cli", "devstack", "env"], capture_output=True,
+    env = subprocess.run([sys.executable, "-m", "cli.main", "devstack", "env"], capture_output=True,
                          text=True, check=True).stdout
     assert f"export TIERSTREAM_REDIS={redis_cluster}\n" in env
 
@@ -109,7 +109,8 @@ def test_devstack_up_twice_is_harmless(devstack: stack.StackConfig) -> None:
 
 def test_redis_store_commit_is_fenced_by_the_offset(redis_client: Any, unique: str) -> None:
     """Two folds of one partition from the same offset: the second commit fails instead of overwriting."""
-    from projections.redis_store import FencedOut, RedisStore
+    from projections.commit import FencedOut
+    from projections.redis_store import RedisStore
     from tiering.params import RuleParams
 
     a, b = RedisStore(redis_client, unique, 0, RuleParams()), RedisStore(redis_client, unique, 0, RuleParams())
@@ -162,7 +163,8 @@ def test_each_partition_of_a_pass_commits_on_its_own_fence(redis_client: Any, un
     """One evaluate pass commits partitions 0 and 1 in one pipeline, each fenced by its own offset
     (their keys lie in different slots of a cluster): partition 1's offset moved under it, so its
     commit writes nothing and FencedOut names it; partition 0's commit goes through."""
-    from projections.redis_store import FencedOut, RedisStore, commit_many
+    from projections.commit import FencedOut, commit_many
+    from projections.redis_store import RedisStore
     from tiering.params import RuleParams
 
     p0, p1 = RedisStore(redis_client, unique, 0, RuleParams()), RedisStore(redis_client, unique, 1, RuleParams())

@@ -15,8 +15,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from examples.enforcer import FOLLOWED, Table, run
+from plumbing.settings import Settings
 from replay.file import replay_file
-from streams.settings import Settings
 from tests.integration.live import (
     Worker,
     delete_namespace,
@@ -25,11 +25,12 @@ from tests.integration.live import (
     wait_caught_up,
     wait_ingested,
 )
+from tests.paths import PUBLIC
 from tiering.outputs import OUTPUT_TOPIC
 from tiering.shopstate import PRESENT_TYPES, Present, blocked_channels
 
 pytestmark = pytest.mark.integration
-SCENARIO = Path(__file__).resolve().parents[3] / "shared" / "scenarios" / "seed000_example_a" / "input.jsonl"
+SCENARIO = PUBLIC / "seed000_example_a" / "input.jsonl"
 
 
 def file_form_present(lines: list[bytes]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -12,13 +12,13 @@ from typing import Any
 import orjson
 import pytest
 
-from bench.simulate import SimConfig, Simulator
 from devstack import cluster
-from projections.clients import sync_redis
+from plumbing.redis_clients import sync_redis
 from projections.keys import Keys
 from projections.processor import LedgerGap, PartitionProcessor, fold_pass
 from projections.redis_store import RedisStore
 from replay.verify import dump
+from simulator.workload import SimConfig, Simulator
 from tests.builders import at, close_through, premium_shop, standard
 from tests.integration.live import (
     Worker,
@@ -151,7 +151,7 @@ def test_sigkill_of_a_master_mid_stream_fails_over_and_state_equals_a_replay(
 
 def test_a_cluster_that_is_not_ok_is_refused_in_one_line(devstack: Any, tmp_path: Path) -> None:
     """A cluster-enabled node that serves no slots says cluster_state:fail: every command refuses it."""
-    from projections.clients import RedisConfigError, sync_redis
+    from plumbing.redis_clients import RedisConfigError, sync_redis
 
     # past the devstack cluster's six ports: a node's bus port is its port + 10000, so an
     # ephemeral port (above 55535) cannot be a cluster node's

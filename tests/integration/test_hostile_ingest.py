@@ -19,12 +19,12 @@ from aiokafka.errors import MessageSizeTooLargeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from projections.clients import sync_redis
+from plumbing.ingest import MAX_MESSAGE_BYTES, route
+from plumbing.kafka import consume, produce
+from plumbing.redis_clients import sync_redis
+from plumbing.settings import Settings
+from plumbing.topics import ensure_topics
 from projections.keys import Keys
-from streams.ingest import MAX_MESSAGE_BYTES, route
-from streams.kafka_io import consume, produce
-from streams.settings import Settings
-from streams.topics import ensure_topics
 from tests.integration.live import Worker, delete_namespace, settings_for, wait_caught_up, wait_ingested
 from tiering.contract import INPUT_TOPICS
 from tiering.outputs import DEAD_RAW_MAX

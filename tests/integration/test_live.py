@@ -21,11 +21,11 @@ from typing import Any
 import orjson
 import pytest
 
-from bench.simulate import SimConfig, Simulator
+from plumbing.settings import Settings
+from plumbing.topics import ensure_topics
 from replay.file import replay_file
 from replay.ledger import rebuild
-from streams.settings import Settings
-from streams.topics import ensure_topics
+from simulator.workload import SimConfig, Simulator
 from tests.integration.live import (
     Worker,
     consume_all,

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from bench.simulate import SimConfig, Simulator
-from streams.kafka_io import produce
+from plumbing.kafka import produce
+from plumbing.settings import Settings
+from simulator.workload import SimConfig, Simulator
 from streams.prom import parse
-from streams.settings import Settings
 from tests.integration.live import ROOT, Worker, delete_namespace, env_for, settings_for
 from tests.ops_names import declared, ops_metric_names
 
@@ -35,7 +35,7 @@ class RoleWorker(Worker):
     def start(self) -> RoleWorker:
         env = env_for(self.settings, TIERSTREAM_WEB_PORT=str(self.port), TIERSTREAM_ROLES=self.roles)
         with open(self.log, "ab") as f:
-            self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=ROOT,
+            self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], env=env, cwd=ROOT,
                                          stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 

@@ -17,11 +17,11 @@ import pytest
 import redis
 
 from bench.rebuild_bench import write_ledger
-from bench.simulate import SimConfig
+from plumbing.settings import Settings
+from plumbing.topics import ensure_topics
 from projections.keys import Keys
 from replay.verify import diff_namespaces
-from streams.settings import Settings
-from streams.topics import ensure_topics
+from simulator.workload import SimConfig
 from tests.integration.live import delete_namespace, env_for, settings_for
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def rebuild_cmd(s: Settings, namespace: str, workers: int) -> subprocess.Complet
 
 
 def rebuild_argv(namespace: str, workers: int) -> list[str]:
-    return [sys.executable, "-m", "streams.cli", "replay", "--from-kafka", "--namespace", namespace,
+    return [sys.executable, "-m", "cli.main", "replay", "--from-kafka", "--namespace", namespace,
             "--workers", str(workers)]
 
 

@@ -17,13 +17,13 @@ from typing import Any
 import orjson
 import pytest
 
-from bench.simulate import INDUSTRIES, SimConfig, Simulator
-from projections.clients import sync_redis
+from plumbing.redis_clients import sync_redis
+from plumbing.settings import Settings
 from projections.keys import Keys, pointer_key
 from replay.export import export
 from replay.file import replay_file
 from replay.namespaces import NamespaceError, drop
-from streams.settings import Settings
+from simulator.workload import INDUSTRIES, SimConfig, Simulator
 from tests.integration.live import (
     Worker,
     consume_all,
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def cli(s: Settings, *args: str, namespace: str | None = None) -> subprocess.CompletedProcess[str]:
     env = env_for(s, TIERSTREAM_NAMESPACE=namespace or s.namespace)
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env, cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
 
 

@@ -14,12 +14,12 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from bench.simulate import SimConfig, Simulator
+from plumbing.kafka import consume
+from plumbing.settings import Settings
+from plumbing.topics import SHOP_STATE, started
 from replay.file import replay_file
 from replay.ledger import rebuild
-from streams.kafka_io import consume
-from streams.settings import Settings
-from streams.topics import SHOP_STATE, started
+from simulator.workload import SimConfig, Simulator
 from tests.integration.live import (
     Worker,
     consume_all,
@@ -149,7 +149,7 @@ def by_shop(records: list[bytes]) -> dict[str, list[bytes]]:
 def test_every_live_output_and_shop_state_record_validates_against_its_schema(processed: Processed) -> None:
     import jsonschema
 
-    from streams.schema_cli import shipped
+    from cli.schema import shipped
     from tiering.schemas import OUTPUT_TYPES, output_schema
 
     published = {t: jsonschema.Draft202012Validator(orjson.loads(shipped(t))) for t in OUTPUT_TYPES}

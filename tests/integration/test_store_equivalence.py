@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from devstack import stack
-from projections.clients import sync_redis
+from plumbing.redis_clients import sync_redis
 from projections.processor import PartitionProcessor
 from projections.redis_store import RedisStore
 from tests.builders import Run

@@ -7,8 +7,8 @@ import pathlib
 import orjson
 import pytest
 
+from cli.main import main
 from replay.file import replay_lines
-from streams.cli import main
 
 pytestmark = pytest.mark.unit
 
@@ -71,7 +71,7 @@ def test_a_missing_broker_redis_or_file_is_one_line_not_a_traceback(
 
 
 def test_a_what_if_or_a_partial_rebuild_refuses_to_publish_shop_state(capsys: pytest.CaptureFixture[str]) -> None:
-    from streams.cli import main
+    from cli.main import main
 
     assert main(["replay", "--from-kafka", "--set", "online_days_threshold=7", "--publish-shop-state"]) == 2
     assert "hypothetical" in capsys.readouterr().err

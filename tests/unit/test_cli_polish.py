@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
+from cli.help import EXAMPLES
+from cli.main import build_parser, main
+from plumbing.progress import Progress
 from replay.whatif import grid, table
-from streams.cli import build_parser, main
-from streams.cli_help import EXAMPLES
-from streams.progress import Progress
 from tests.ptyrun import run_on_terminal
 
 pytestmark = pytest.mark.unit
@@ -40,7 +40,7 @@ def test_every_command_has_help_with_an_example(command: str, capsys: pytest.Cap
         main([command, "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert command in EXAMPLES, f"add an example for `tierstream {command}` to streams/cli_help.py"
+    assert command in EXAMPLES, f"add an example for `tierstream {command}` to cli/help.py"
     assert "\nexample" in out and f"tierstream {command}" in out.split("\nexample", 1)[1]
     summary = out.split("\n\n")[1]  # the command's one-line summary under its usage
     assert summary.strip() and not summary.startswith(("positional", "options")), out
@@ -80,7 +80,7 @@ def test_progress_is_off_when_not_a_terminal() -> None:
 
 def test_simulate_shows_progress_on_a_terminal_only(tmp_path: pathlib.Path, capfd: pytest.CaptureFixture[str]) -> None:
     argv = ["simulate", "--shops", "40", "--days", "6", "--output", str(tmp_path / "s.jsonl")]
-    code, seen = run_on_terminal([sys.executable, "-m", "streams.cli", *argv], os.environ, ROOT)
+    code, seen = run_on_terminal([sys.executable, "-m", "cli.main", *argv], os.environ, ROOT)
     assert code == 0
     text = seen.decode()
     assert "\rsimulate: [" in text and "lines (100%)" in text and "simulate: wrote" in text

@@ -10,7 +10,7 @@ from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocket
 from redis.connection import HiredisRespSerializer
 from redis.exceptions import DataError
 
-from projections.clients import HiredisPacker, HiredisPackingConnection, async_redis, sync_redis
+from plumbing.redis_clients import HiredisPacker, HiredisPackingConnection, async_redis, sync_redis
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from projections.clients import RedisConfigError, cluster_seeds
+from plumbing.redis_clients import RedisConfigError, cluster_seeds
 
 pytestmark = pytest.mark.unit
 

@@ -7,14 +7,15 @@ import pathlib
 
 import pytest
 
-from bench.simulate import SimConfig, Simulator
+from simulator.workload import SimConfig, Simulator
+from tests.paths import PUBLIC_FOLDERS
 from tiering.contract import InvalidEvent, parse_line
 from tiering.fold import Folder
 from tiering.params import RuleParams
 
 pytestmark = pytest.mark.unit
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SCENARIOS = sorted(p for p in (ROOT.parent / "shared" / "scenarios").glob("*") if (p / "input.jsonl").exists())
+SCENARIOS = PUBLIC_FOLDERS  # the public scenarios, from the repository's copy
 AT_A_CLOSE = ("tier_assessed", "tier_changed", "recruitment_quality_assessed")
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bench.simulate import SimConfig, Simulator
 from examples.enforcer import FOLLOWED, Table
+from simulator.workload import SimConfig, Simulator
 from tests.unit.test_schemas import fold_all
 from tiering.outputs import OUTPUT_TOPIC
 from tiering.shopstate import Present, blocked_channels

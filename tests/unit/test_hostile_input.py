@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from plumbing.ingest import reason_class, route
 from projections.keys import Keys
 from replay.file import replay_lines
-from streams.ingest import reason_class, route
 from tiering.contract import MAX_AMOUNT_CENTS, MAX_COUNT, MAX_DEPTH, is_shop_id, parse_event, parse_line
 from tiering.outputs import DEAD_RAW_MAX
 

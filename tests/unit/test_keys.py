@@ -8,8 +8,9 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from redis.crc import key_slot
 
+from plumbing.partitioner import partition_for
 from projections.commit import Recorder
-from projections.keys import Keys, partition_for
+from projections.keys import Keys
 
 pytestmark = pytest.mark.unit
 

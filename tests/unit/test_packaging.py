@@ -6,7 +6,7 @@ import pathlib
 import pytest
 import yaml
 
-from streams.settings import Settings, redact_url
+from plumbing.settings import Settings, redact_url
 
 pytestmark = pytest.mark.unit
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ def test_the_worker_keeps_the_root_logger_at_its_level() -> None:
 def test_the_worker_times_older_generation_collections() -> None:
     import gc
 
-    from streams.metrics import Metrics, watch_gc
+    from plumbing.metrics import Metrics, watch_gc
 
     metrics = Metrics()
     on_gc = watch_gc(metrics)
@@ -82,7 +82,7 @@ def test_gc_tenure_keeps_old_objects_out_of_collections_until_the_full_one() -> 
     import gc
     import weakref
 
-    from streams.metrics import GcTenure
+    from plumbing.metrics import GcTenure
 
     class Node:
         other: object = None

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from streams.ingest import route
-from streams.metrics import Metrics
+from plumbing.ingest import route
+from plumbing.metrics import Metrics
 from streams.prom import WorkerCollector, exposition, parse, registry_for
 from tests.ops_names import ALERTS, GRAFANA, alert_exprs, declared, grafana_exprs, ops_metric_names
 
@@ -105,7 +105,7 @@ def test_registries_are_per_app() -> None:
      b'"amount_cents": 1}', "orders", "invalid_field"),
 ])
 def test_dead_letter_reason_classes(raw: bytes, topic: str, cls: str) -> None:
-    from streams.ingest import reason_class
+    from plumbing.ingest import reason_class
 
     routed = route(raw, topic, 0, 0, 8)
     assert routed.dead is not None

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bench.simulate import SimConfig, Simulator
 from replay.file import replay_file, replay_lines
+from simulator.workload import SimConfig, Simulator
 from tiering.contract import (
     BENEFIT_TYPES,
     CHANNELS,

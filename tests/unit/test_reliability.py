@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from devstack import brokers
-from streams.ledger_writer import LedgerWriter, PartialWrite, partition_for
-from streams.settings import Settings
-from streams.topics import replication_for
+from plumbing.partitioner import partition_for
+from plumbing.settings import Settings
+from plumbing.topics import replication_for
+from streams.ledger_writer import LedgerWriter, PartialWrite
 
 pytestmark = pytest.mark.unit
 

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.simulate import SimConfig, Simulator
 from replay.file import ReplayStats, replay_file
 from replay.procs import ChildFailed, run_children
 from replay.shards import merge_parts, run_shard, shard_of
+from simulator.workload import SimConfig, Simulator
 from tests.unit.test_properties import VALID_EVENTS
 
 pytestmark = pytest.mark.unit
@@ -110,7 +110,7 @@ def test_a_child_killed_fails_the_run() -> None:
 
 
 def test_the_cli_says_in_one_line_what_is_wrong(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from streams.cli import main
+    from cli.main import main
 
     assert main(["replay", "--input", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "o"),
                  "--workers", "2"]) == 2

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from bench.simulate import SimConfig, Simulator
+from simulator.workload import SimConfig, Simulator
+from tests.paths import PUBLIC_FOLDERS
 from tiering.contract import InvalidEvent, parse_line
 from tiering.fold import Folder
 from tiering.outputs import OUTPUT_TOPIC, Output
@@ -18,7 +19,7 @@ from tiering.shopstate import PRESENT_TYPES, Present, Snapshots, blocked_channel
 
 pytestmark = pytest.mark.unit
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SCENARIOS = sorted(p for p in (ROOT.parent / "shared" / "scenarios").glob("*") if (p / "input.jsonl").exists())
+SCENARIOS = PUBLIC_FOLDERS  # the public scenarios, from the repository's copy
 
 
 def sim_lines(seed: int) -> list[bytes]:

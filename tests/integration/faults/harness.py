@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
-from bench.simulate import SimConfig, Simulator
+from plumbing.settings import Settings
+from plumbing.topics import LEDGER
 from replay.export import read_to_end
-from streams.settings import Settings
-from streams.topics import LEDGER
+from simulator.workload import SimConfig, Simulator
 from tests.integration.live import (
     ROOT,
     Worker,

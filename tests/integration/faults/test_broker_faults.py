@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from devstack import brokers
-from streams.topics import LEDGER
+from plumbing.topics import LEDGER
 from tests.integration.faults.harness import FaultRun, workload
 from tests.integration.live import Worker, settings_for
 
@@ -99,7 +99,7 @@ def test_devstack_status_shows_each_broker_and_the_active_controller(cluster: br
            "TIERSTREAM_DEVSTACK_KAFKA_PORT": str(cluster.base)}
     deadline = time.monotonic() + 120
     while True:  # a node restarted by another test may still be registering: status is a snapshot
-        out = subprocess.run([sys.executable, "-m", "streams.cli", "devstack", "status", "--brokers", "3"], env=env,
+        out = subprocess.run([sys.executable, "-m", "cli.main", "devstack", "status", "--brokers", "3"], env=env,
                              cwd=ROOT, capture_output=True, text=True, timeout=120).stdout.splitlines()
         nodes = [ln for ln in out if ln.startswith("kafka-")]
         if all(": running (pid " in ln for ln in nodes) or time.monotonic() > deadline:

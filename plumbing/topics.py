@@ -9,7 +9,7 @@ from typing import Any, Final, TypeVar
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from streams.settings import Settings
+from plumbing.settings import Settings
 
 INPUT_TOPICS: Final = ("member-joins", "orders", "benefit-redemptions", "config-changes")
 LEDGER: Final = "ledger"

@@ -12,7 +12,7 @@
 
 When TIERSTREAM_DASHBOARD_TOKEN is set, every /api/ path (the event streams included) needs
 `Authorization: Bearer <token>`; every response carries the security headers
-(streams/dashboard_guard.py, docs/dashboard.md).
+(dashboard/guard.py, docs/dashboard.md).
 
 Reads only: the worker writes the read models (projections/readmodels.py) in its batch
 transaction; this server reads them, their feeds, and the partition clocks, from the
@@ -33,11 +33,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from projections.clients import async_redis
+from dashboard.guard import TokenError, add_headers, check_shop_id, guard, shop_list_query, token_from_env
+from plumbing.metrics import info
+from plumbing.redis_clients import async_redis
+from plumbing.settings import Settings
 from projections.keys import Keys, resolve_namespace
-from streams.dashboard_guard import TokenError, add_headers, check_shop_id, guard, shop_list_query, token_from_env
-from streams.metrics import info
-from streams.settings import Settings
 from tiering.params import RuleParams
 from tiering.view import status_of
 
@@ -271,8 +271,8 @@ class Dashboard:
 
 def run_dashboard(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> int:
     """`tierstream dashboard`: serve until stopped."""
-    from streams.metrics import setup_logging
-    from streams.webport import port_problem
+    from plumbing.metrics import setup_logging
+    from plumbing.webport import port_problem
 
     try:
         token = token_from_env()

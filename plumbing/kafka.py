@@ -13,10 +13,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
-from streams.ingest import FANOUT_HEADER, encode, oversize
-from streams.progress import Progress
-from streams.settings import Settings
-from streams.topics import OUTPUT_TOPICS, ensure_topics, started
+from plumbing.ingest import FANOUT_HEADER, encode, oversize
+from plumbing.progress import Progress
+from plumbing.settings import Settings
+from plumbing.topics import OUTPUT_TOPICS, ensure_topics, started
 from tiering.contract import GLOBAL_TYPES, TOPIC_OF_TYPE
 
 SEND_STUCK_S = 30.0  # an in-order send not acknowledged by then goes again through a new producer
@@ -68,7 +68,7 @@ async def produce(settings: Settings, src: Iterable[bytes], in_order: bool = Tru
             # record timestamps strictly increase in file order: ingest merges the topics by them
             stamp = max(int(time.time() * 1000), stamp + 1)
             # a keyless (global) event goes to every partition, so each ledger partition gets its copy
-            # from the worker that owns it (streams/ingest.py)
+            # from the worker that owns it (plumbing/ingest.py)
             targets: list[int | None] = list(range(settings.partitions)) if is_global else [None if key else 0]
             headers = [(FANOUT_HEADER, b"1")] if is_global else []
             for p in targets:

@@ -1,0 +1,1 @@
+"""The dashboard: an HTTP API, a live feed and one static page over the read models."""

@@ -1,0 +1,1 @@
+"""The workload simulator: realistic, seeded input events in the contract (`tierstream simulate`)."""
