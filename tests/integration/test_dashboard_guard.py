@@ -41,9 +41,10 @@ class Guarded:
 
 
 @pytest.fixture(scope="module")
-def guarded(kafka_bootstrap: str, state_redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guarded]:
+def guarded(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guarded]:
+    # one Redis (not the cluster too): the guard sits in front of the reads, test_dashboard.py covers both
     lines = (SCENARIOS / "seed001_recruitment_quality" / "input.jsonl").read_bytes()
-    s = settings_for(kafka_bootstrap, state_redis_url, f"t{os.urandom(4).hex()}-guard")
+    s = settings_for(kafka_bootstrap, redis_url, f"t{os.urandom(4).hex()}-guard")
     logs = tmp_path_factory.mktemp("guard")
     w = Worker(s, logs, "guard").start().wait_ready()
     d = DashboardServer(s, logs, token=TOKEN).start()
@@ -54,7 +55,7 @@ def guarded(kafka_bootstrap: str, state_redis_url: str, tmp_path_factory: pytest
     finally:
         d.stop()
         w.stop()
-        delete_namespace(state_redis_url, s.namespace)
+        delete_namespace(redis_url, s.namespace)
 
 
 def request(url: str, auth: str | None = None, read: bool = True) -> tuple[int, dict[str, str], bytes]:
