@@ -187,3 +187,38 @@ def test_the_file_form_dead_letters_the_same_cases() -> None:
     assert "not a JSON object" in dls[3]["reason"]  # a list is no event, however deep
     with pytest.raises(Exception, match="duplicate key"):
         parse_line(b'{"topic":"orders","topic":"member-joins"}')
+
+
+# objects as lists of (key, value) pairs, so a key may repeat at any level; keys and strings hold
+# the characters the fast path counts (`:`, `[`, `{`, quotes)
+_TEXT = st.text(alphabet='ab:[{"\\ ', max_size=4)
+_PAIRS: Any = st.deferred(lambda: st.lists(st.tuples(_TEXT, _VALUE), max_size=4))
+_VALUE: Any = st.one_of(st.integers(0, 9), _TEXT, st.lists(st.integers(0, 3), max_size=2), _PAIRS)
+
+
+def _dumps(v: Any) -> bytes:
+    if isinstance(v, list) and all(isinstance(p, tuple) for p in v) and (v or False):
+        return b"{" + b",".join(orjson.dumps(k) + b" : " + _dumps(x) for k, x in v) + b"}"
+    if v == []:
+        return b"[]"
+    return orjson.dumps(v)
+
+
+def _repeats(pairs: Any) -> bool:
+    keys = [k for k, _ in pairs]
+    return len(keys) != len(set(keys)) or any(
+        isinstance(x, list) and x and isinstance(x[0], tuple) and _repeats(x) for _, x in pairs)
+
+
+@given(st.lists(st.tuples(_TEXT, _VALUE), min_size=1, max_size=5))
+@settings(max_examples=400, deadline=None)
+def test_a_repeated_key_is_found_at_any_level_and_only_then(pairs: Any) -> None:
+    """The hot path's colon count and the full parse agree: a dead letter for a repeated key exactly
+    when some object repeats one."""
+    raw = _dumps(pairs)
+    try:
+        parse_event(raw)
+    except Exception as exc:
+        assert ("duplicate key" in str(exc)) == _repeats(pairs), (raw, exc)
+    else:
+        raise AssertionError(f"not an event, yet accepted: {raw!r}")
