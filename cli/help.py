@@ -30,7 +30,8 @@ EXAMPLES: dict[str, str] = {
     "consume": """\
   tierstream consume --output out.jsonl --idle-seconds 5""",
     "dashboard": """\
-  tierstream dashboard --port 8080     # then open http://127.0.0.1:8080/""",
+  tierstream dashboard --port 8080     # then open http://127.0.0.1:8080/
+  TIERSTREAM_DASHBOARD_TOKEN=$(openssl rand -hex 24) tierstream dashboard --host 0.0.0.0   # token required""",
     "export": """\
   tierstream export --output history.jsonl
   tierstream export --output ledger.jsonl --source ledger --to 2023-01-16T00:00+08:00""",

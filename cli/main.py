@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.set_defaults(func=_consume)
 
     db = sub.add_parser("dashboard", help="serve the HTTP API and the dashboard page over the read models")
-    db.add_argument("--host", default="127.0.0.1")
+    db.add_argument("--host", default="127.0.0.1",
+                    help="address to bind (default 127.0.0.1: this machine only); see TIERSTREAM_DASHBOARD_TOKEN")
     db.add_argument("--port", type=int, default=8080)
     db.set_defaults(func=_dashboard)
 

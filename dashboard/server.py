@@ -8,6 +8,11 @@
     GET /api/platform                  shops per tier per industry, watermarks
     GET /api/platform/events           server-sent events: the platform summary when it changes
     GET /health
+    GET /static/dashboard.js, /static/dashboard.css   the page's script and style
+
+When TIERSTREAM_DASHBOARD_TOKEN is set, every /api/ path (the event streams included) needs
+`Authorization: Bearer <token>`; every response carries the security headers
+(dashboard/guard.py, docs/dashboard.md).
 
 Reads only: the worker writes the read models (projections/readmodels.py) in its batch
 transaction; this server reads them, their feeds, and the partition clocks, from the
@@ -28,30 +33,19 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from dashboard.guard import TokenError, add_headers, check_shop_id, guard, shop_list_query, token_from_env
 from plumbing.metrics import info
 from plumbing.redis_clients import async_redis
 from plumbing.settings import Settings
 from projections.keys import Keys, resolve_namespace
-from tiering.contract import MAX_ID
 from tiering.params import RuleParams
 from tiering.view import status_of
 
-PAGE = Path(__file__).with_name("static") / "dashboard.html"
+STATIC = Path(__file__).with_name("static")
+PAGE = STATIC / "dashboard.html"
+ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 SSE_POLL_MS = 1000  # how long one XREAD blocks; status and platform changes are checked this often
 SHOP_LIST_TTL_S = 5.0
-
-
-class BadShopId(ValueError):
-    pass
-
-
-def check_shop_id(shop_id: str) -> str:
-    """A shop id as the input contract allows it (1..128 characters), printable."""
-    if not shop_id or len(shop_id) > MAX_ID:
-        raise BadShopId(f"shop id must be 1 to {MAX_ID} characters, got {len(shop_id)}")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in shop_id) or not shop_id.strip():
-        raise BadShopId("shop id must be printable and not blank")
-    return shop_id
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -63,8 +57,8 @@ def _error(status: int, message: str) -> web.Response:
 
 
 class Dashboard:
-    def __init__(self, settings: Settings, params: RuleParams | None = None) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, params: RuleParams | None = None, token: str | None = None) -> None:
+        self.settings, self.token = settings, token
         self.params = params or RuleParams()
         self.r: Any = async_redis(str(settings.redis))
         self._shop_list: tuple[float, str, list[str]] | None = None
@@ -142,13 +136,15 @@ class Dashboard:
     # -- HTTP -------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[guard(self.token)])
+        app.on_response_prepare.append(add_headers)
         app.router.add_get("/", self.page)
+        app.router.add_get("/static/{name}", self.asset)
         app.router.add_get("/health", self.health)
         app.router.add_get("/api/shops", self.list_shops)
-        app.router.add_get("/api/shops/{shop_id}", self.get_shop)
-        app.router.add_get("/api/shops/{shop_id}/history", self.get_history)
-        app.router.add_get("/api/shops/{shop_id}/events", self.shop_events)
+        app.router.add_get("/api/shops/{shop_id:[^/]+}", self.get_shop)
+        app.router.add_get("/api/shops/{shop_id:[^/]+}/history", self.get_history)
+        app.router.add_get("/api/shops/{shop_id:[^/]+}/events", self.shop_events)
         app.router.add_get("/api/platform", self.get_platform)
         app.router.add_get("/api/platform/events", self.platform_events)
         app.on_shutdown.append(self._shutdown)
@@ -166,24 +162,27 @@ class Dashboard:
         body = PAGE.read_bytes().replace(b"{{TIERSTREAM_TZ}}", html.escape(self.params.tz).encode())
         return web.Response(body=body, content_type="text/html", charset="utf-8")
 
+    async def asset(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in ASSETS:  # only these two: nothing else of the folder is served
+            return _error(404, f"no such file {name[:40]!r}")
+        return web.Response(body=(STATIC / name).read_bytes(), content_type=ASSETS[name], charset="utf-8")
+
     async def health(self, request: web.Request) -> web.Response:
         await self.r.ping()
         return _json({"status": "ok", "namespace": (await self.keys()).ns})
 
     async def list_shops(self, request: web.Request) -> web.Response:
-        try:
-            limit = int(request.query.get("limit", "50"))
-        except ValueError:
-            return _error(400, "limit must be an integer")
-        if not 1 <= limit <= 1000:
-            return _error(400, "limit must be between 1 and 1000")
-        return _json({"shops": await self.shop_ids(request.query.get("prefix", ""), limit)})
+        query = shop_list_query(request.query)
+        if isinstance(query, str):
+            return _error(400, query)
+        return _json({"shops": await self.shop_ids(*query)})
 
     async def _shop_or_error(self, request: web.Request) -> dict[str, Any] | web.Response:
-        try:
-            shop_id = check_shop_id(request.match_info["shop_id"])
-        except BadShopId as exc:
-            return _error(400, f"malformed shop id: {exc}")
+        shop_id = request.match_info["shop_id"]
+        problem = check_shop_id(shop_id)
+        if problem is not None:
+            return _error(400, problem)
         view = await self.shop(shop_id)
         if view is None:
             return _error(404, f"unknown shop {shop_id!r}")
@@ -213,15 +212,21 @@ class Dashboard:
         await resp.write(b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")
 
     async def shop_events(self, request: web.Request) -> web.StreamResponse:
+        shop_id = request.match_info["shop_id"]
+        problem = check_shop_id(shop_id)
+        if problem is not None:
+            return _error(400, problem)
+        k = await self.keys()
+        # the feed's position before the first view is read ("$" after it would lose a change
+        # folded in between: the page would show the old view until the next change)
+        tail = await self.r.xrevrange(k.feed(shop_id), count=1)
+        last_id: Any = tail[0][0] if tail else "0-0"
         first = await self._shop_or_error(request)
         if isinstance(first, web.Response):
             return first
-        shop_id = first["shop_id"]
         resp = await self._sse(request)
-        k = await self.keys()
         await self._send(resp, "shop", first)
         last_sent = (first["as_of"], first["status"], first["tier"], first["projected_tier"])
-        last_id = "$"
         try:
             while not self._stopping:
                 got = await self.r.xread({k.feed(shop_id): last_id}, count=100, block=SSE_POLL_MS)
@@ -269,12 +274,21 @@ def run_dashboard(settings: Settings, host: str = "127.0.0.1", port: int = 8080)
     from plumbing.metrics import setup_logging
     from plumbing.webport import port_problem
 
+    try:
+        token = token_from_env()
+    except TokenError as exc:
+        print(f"tierstream dashboard: {exc}", file=sys.stderr)
+        return 2
     problem = port_problem(host, port, "pick another with --port")
     if problem is not None:
         print(f"tierstream dashboard: {problem}", file=sys.stderr)
         return 1
     setup_logging()
-    info("dashboard starting", url=f"http://{host}:{port}/", settings=repr(settings))
-    web.run_app(Dashboard(settings).app(), host=host, port=port, print=None, shutdown_timeout=2.0,
+    info("dashboard starting", url=f"http://{host}:{port}/", settings=repr(settings),
+         token_required=token is not None)  # whether, never what
+    if token is None and host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"tierstream dashboard: serving {host} without a token: anyone who reaches port {port} reads "
+              f"every shop (set TIERSTREAM_DASHBOARD_TOKEN)", file=sys.stderr)
+    web.run_app(Dashboard(settings, token=token).app(), host=host, port=port, print=None, shutdown_timeout=2.0,
                 access_log=logging.getLogger("aiohttp.access") if os.environ.get("TIERSTREAM_ACCESS_LOG") else None)
     return 0

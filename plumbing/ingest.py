@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from tiering.contract import GLOBAL_TYPES, InvalidEvent, parse_event
+from tiering.contract import GLOBAL_TYPES, InvalidEvent, is_shop_id, parse_event
 from tiering.outputs import dead_letter
 
 FANOUT_HEADER = "tierstream-fanout"
@@ -47,13 +47,38 @@ def route(raw: bytes | None, topic: str, partition: int, offset: int, ledger_par
     return Routed(event, None, event["shop_id"].encode(), None)
 
 
+# aiokafka's default max_request_size, and just under the broker's default message.max.bytes
+# (1 MiB + 12): a bigger message is refused before it reaches a topic.
+MAX_MESSAGE_BYTES = 1_048_576
+
+
+def oversize(raw: bytes, topic: str, line: int, limit: int = MAX_MESSAGE_BYTES) -> Routed:
+    """A message too big for the broker, as the dead letter `tierstream produce` sends instead
+    (keyed by its shop when one is readable in the kept part): never folded, never lost."""
+    reason = f"message of {len(raw)} bytes is over the {limit} bytes the broker takes: not sent to {topic}"
+    shop = _readable_shop(raw[:4096])
+    dl = dead_letter(reason, raw, {"topic": topic, "line": line}, shop)
+    return Routed(None, dl, shop.encode() if shop else None, None)
+
+
+def _readable_shop(head: bytes) -> str | None:
+    """The shop id near the start of a message, if it is written plainly there."""
+    start = head.find(b'"shop_id"')
+    if start < 0:
+        return None
+    value = head[start + 9:].lstrip(b" \t:").split(b'"', 2)
+    shop = value[1].decode("ascii", "replace") if len(value) == 3 and value[0] == b"" else None
+    return shop if is_shop_id(shop) else None
+
+
 def encode(record: dict[str, Any]) -> bytes:
     return orjson.dumps(record)
 
 
 # A dead letter's reason is free text naming the value; its class (a bounded set) labels the
 # Prometheus counter. First match wins, in this order ("unknown type" before "invalid").
-REASON_CLASSES = (("not valid JSON", "malformed_json"), ("not a JSON object", "not_an_object"),
+REASON_CLASSES = (("not valid JSON", "malformed_json"), ("duplicate key", "malformed_json"),
+                  ("nested deeper", "malformed_json"), ("not a JSON object", "not_an_object"),
                   ("unknown type", "unknown_type"), ("missing field 'type'", "unknown_type"),
                   ("does not belong on topic", "wrong_topic"), ("unknown input topic", "wrong_topic"),
                   ("missing field", "missing_field"), ("invalid '", "invalid_field"),

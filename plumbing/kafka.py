@@ -11,8 +11,9 @@ from typing import IO, Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 
-from plumbing.ingest import FANOUT_HEADER
+from plumbing.ingest import FANOUT_HEADER, encode, oversize
 from plumbing.kafka_security import kafka_kwargs
 from plumbing.progress import Progress
 from plumbing.settings import Settings
@@ -53,13 +54,14 @@ async def produce(settings: Settings, src: Iterable[bytes], in_order: bool = Tru
 
     producer = await new_producer()
     abandoned: list[Any] = []  # stuck producers being stopped in the background
-    n = read = 0
+    n = read = lineno = oversized = 0
     stamp = 0
     t0 = time.monotonic()
     try:
         pending = []
         for line in src:
             read += len(line)
+            lineno += 1
             line = line.rstrip(b"\n")
             if not line.strip():
                 continue
@@ -73,8 +75,14 @@ async def produce(settings: Settings, src: Iterable[bytes], in_order: bool = Tru
             targets: list[int | None] = list(range(settings.partitions)) if is_global else [None if key else 0]
             headers = [(FANOUT_HEADER, b"1")] if is_global else []
             for p in targets:
-                fut = await producer.send(settings.topic(topic), line, key=key, timestamp_ms=stamp, partition=p,
-                                          headers=headers or None)
+                try:
+                    fut = await producer.send(settings.topic(topic), line, key=key, timestamp_ms=stamp, partition=p,
+                                              headers=headers or None)
+                except MessageSizeTooLargeError:
+                    fut = await _send_oversize(producer, settings, line, topic, lineno)
+                    oversized += 1
+                    pending.append(fut)  # awaited with the rest at the end
+                    break  # one dead letter for the line, whatever its fan-out
                 while in_order:
                     try:
                         await asyncio.wait_for(asyncio.shield(fut), SEND_STUCK_S)
@@ -104,7 +112,18 @@ async def produce(settings: Settings, src: Iterable[bytes], in_order: bool = Tru
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+    if oversized:
+        print(f"produce: {oversized} line(s) over the broker's message size went to dead-letters instead",
+              file=sys.stderr, flush=True)
     return n
+
+
+async def _send_oversize(producer: AIOKafkaProducer, settings: Settings, line: bytes, topic: str, lineno: int) -> Any:
+    """A line too big for the broker: its dead letter (raw kept, truncated) to dead-letters, told in one line."""
+    routed = oversize(line, topic, lineno)
+    assert routed.dead is not None
+    print(f"produce: line {lineno}: {routed.dead['reason']}; sent to dead-letters", file=sys.stderr, flush=True)
+    return await producer.send(settings.topic("dead-letters"), encode(routed.dead), key=routed.key)
 
 
 async def consume(settings: Settings, dst: IO[bytes], idle_seconds: float, topics: tuple[str, ...] = OUTPUT_TOPICS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from plumbing.partitioner import partition_for
+from tiering.contract import SHOP_ID_RULE, is_shop_id
 
 
 class Keys:
@@ -32,6 +33,10 @@ class Keys:
         return partition_for(shop.encode(), self.partitions)
 
     def _shop(self, shop: str) -> str:
+        """The prefix of a shop's keys, followed by the id itself: only an id of the contract's
+        alphabet (no `{`, `}`, `:`, whitespace) gets one, so no id can reach into another key."""
+        if not is_shop_id(shop):
+            raise ValueError(f"not a shop id ({SHOP_ID_RULE}): {shop[:40]!r}")
         return self._home if self._home is not None else self._prefix(self.partition_of(shop))
 
     # per ledger partition

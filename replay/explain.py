@@ -20,7 +20,7 @@ from plumbing.settings import Settings
 from plumbing.topics import LEDGER
 from projections.keys import Keys, resolve_namespace_sync
 from replay.export import read_to_end
-from tiering.contract import GLOBAL_TYPES
+from tiering.contract import GLOBAL_TYPES, SHOP_ID_RULE, is_shop_id
 from tiering.params import RuleParams
 
 MAX_EVENTS_SHOWN = 200
@@ -61,6 +61,8 @@ async def explain(settings: Settings, shop: str, cycle: str | None = None,
                   params: RuleParams | None = None) -> dict[str, Any]:
     """The assessment and the events that fed it, as data (`render` makes the text)."""
     params = params or RuleParams()
+    if not is_shop_id(shop):
+        raise ExplainError(f"shop {shop[:40]!r} is not a shop id ({SHOP_ID_RULE})")
     if cycle is not None:
         _cycle_bounds(params, cycle)  # a malformed cycle id is told before anything is read
     part = partition_for(shop.encode(), settings.partitions)

@@ -6,6 +6,8 @@ dead-letter reason. Validated events are plain dicts holding only contract field
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -31,6 +33,20 @@ TOPIC_OF_TYPE: Final = {
 INPUT_TOPICS: Final = frozenset(TOPIC_OF_TYPE.values())
 GLOBAL_TYPES: Final = frozenset({"industry_standard_changed", "promo_window_declared", "clock_advanced"})
 MAX_ID = 128
+# A shop id is the one id that becomes part of Redis key names, URL paths and Kafka keys: it is
+# an ASCII letter or digit, then letters, digits and `.`, `_`, `~`, `-` (RFC 3986's unreserved
+# set), 128 at most. No `{`, `}` (cluster hash tags), `:` (the key layout's separator), `/`,
+# whitespace or control characters, and no leading `.` or `-` (`..` in a URL, `-x` on a
+# command line). projections.keys builds no shop key from anything else.
+SHOP_ID_PATTERN: Final = rf"[A-Za-z0-9][A-Za-z0-9._~-]{{0,{MAX_ID - 1}}}"
+SHOP_ID_RULE: Final = (f"1 to {MAX_ID} characters of A-Z a-z 0-9 . _ ~ -, starting with a letter or digit")
+_SHOP_ID_MATCH: Final = re.compile(SHOP_ID_PATTERN).fullmatch
+# Counts are integers any JSON reader holds exactly (2^53 - 1: a browser's Number); an amount is at
+# most ten billion in currency units, so a shop's cycle GMV stays within 64 bits (the state's
+# JSON) unless one cycle holds over 9 million orders of that size.
+MAX_COUNT: Final = 2**53 - 1
+MAX_AMOUNT_CENTS: Final = 10**12
+MAX_DEPTH: Final = 32  # arrays and objects nested deeper make a message a dead letter (events need 2)
 MAX_INSTANT = 4_102_444_800_000  # 2100-01-01: the calendar's range
 MIN_EVENT_TS = 631_152_000_000  # 1990-01-01: the calendar's range
 
@@ -58,8 +74,17 @@ def _is_event_ts(v: Any) -> bool:
     return type(v) is int and MIN_EVENT_TS <= v < MAX_INSTANT
 
 
+def is_shop_id(v: Any) -> bool:
+    """A shop id as the contract accepts it (SHOP_ID_PATTERN)."""
+    return type(v) is str and _SHOP_ID_MATCH(v) is not None
+
+
 def _is_count(v: Any) -> bool:
-    return type(v) is int and v >= 0
+    return type(v) is int and 0 <= v <= MAX_COUNT
+
+
+def _is_amount(v: Any) -> bool:
+    return type(v) is int and 0 <= v <= MAX_AMOUNT_CENTS
 
 
 def _is_ratio(v: Any) -> bool:
@@ -104,12 +129,12 @@ def _is_standard(v: Any) -> bool:
         (_is_count if f == "min_effective_members" else _is_ratio)(v.get(f)) for f in STANDARD_FIELDS)
 
 
-_SHOP: dict[str, Check] = {"shop_id": _is_id}
+_SHOP: dict[str, Check] = {"shop_id": is_shop_id}
 REQUIRED: Final[dict[str, dict[str, Check]]] = {
     "member_joined": {**_SHOP, "user_id": _is_id, "channel": _one_of(CHANNELS),
                       "join_type": _one_of(JOIN_TYPES)},
     "member_left": {**_SHOP, "user_id": _is_id},
-    "order_paid": {**_SHOP, "order_id": _is_id, "user_id": _is_id, "amount_cents": _is_count},
+    "order_paid": {**_SHOP, "order_id": _is_id, "user_id": _is_id, "amount_cents": _is_amount},
     "benefit_redeemed": {**_SHOP, "user_id": _is_id, "benefit_id": _is_id,
                          "benefit_type": _one_of(BENEFIT_TYPES), "stage": _one_of(("claimed", "used"))},
     "benefit_config_changed": {**_SHOP, "benefit_id": _is_id, "benefit_type": _one_of(BENEFIT_TYPES),
@@ -128,20 +153,25 @@ PROFILE_OPTIONAL: Final[dict[str, Check]] = {
 
 
 def _describe(v: Any) -> str:
-    text = orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode() if v is not None else "null"
+    try:
+        text = orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode() if v is not None else "null"
+    except orjson.JSONEncodeError:  # too deep or an int past 64 bits (validate given a Python object)
+        text = f"<{type(v).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 _MISSING = object()
-_ID, _TS, _COUNT, _ENUM, _OTHER = range(5)
+_ID, _SHOP_ID, _COUNT, _ENUM, _OTHER = range(5)
 
 
 def _compile(check: Check) -> tuple[int, Any]:
     """Inline the hot checks (ids, instants, counts, enums); call the rest."""
     if check is _is_id or check is _is_industry:
         return _ID, None
-    if check is _is_count:
-        return _COUNT, None
+    if check is is_shop_id:
+        return _SHOP_ID, None
+    if check is _is_count or check is _is_amount:
+        return _COUNT, MAX_COUNT if check is _is_count else MAX_AMOUNT_CENTS
     allowed = getattr(check, "allowed", None)
     if allowed is not None:
         return _ENUM, allowed
@@ -158,7 +188,7 @@ def _fast_checker(etype: str, spec: tuple[tuple[str, int, Any], ...]) -> Callabl
     """One function per event type with every check inlined: the valid event in one step, or
     None (then the general loop below finds the field and words the reason). Same checks,
     same field order as that loop; a fifth of its cost per event."""
-    env: dict[str, Any] = {"MIN_TS": MIN_EVENT_TS, "MAX_TS": MAX_INSTANT}
+    env: dict[str, Any] = {"MIN_TS": MIN_EVENT_TS, "MAX_TS": MAX_INSTANT, "SHOP": _SHOP_ID_MATCH}
     body = ["        ts = obj['ts']"]
     conds = ["type(ts) is int", "MIN_TS <= ts < MAX_TS"]
     fields = [f"'type': {etype!r}", "'ts': ts"]
@@ -167,11 +197,13 @@ def _fast_checker(etype: str, spec: tuple[tuple[str, int, Any], ...]) -> Callabl
         body.append(f"        {v} = obj[{name!r}]")
         if kind == _ID:
             conds.append(f"type({v}) is str and 0 < len({v}) <= {MAX_ID}")
+        elif kind == _SHOP_ID:
+            conds.append(f"type({v}) is str and SHOP({v}) is not None")
         elif kind == _ENUM:
             env[f"a{i}"] = arg
             conds.append(f"type({v}) is str and {v} in a{i}")
         elif kind == _COUNT:
-            conds.append(f"type({v}) is int and {v} >= 0")
+            conds.append(f"type({v}) is int and 0 <= {v} <= {arg}")
         else:
             env[f"a{i}"] = arg
             conds.append(f"a{i}({v})")
@@ -216,10 +248,12 @@ def validate(obj: Any, topic: str | None = None) -> dict[str, Any]:
         tv = type(v)
         if kind == _ID:
             ok = tv is str and 0 < len(v) <= MAX_ID
+        elif kind == _SHOP_ID:
+            ok = is_shop_id(v)
         elif kind == _ENUM:
             ok = tv is str and v in arg
         elif kind == _COUNT:
-            ok = tv is int and v >= 0
+            ok = tv is int and 0 <= v <= arg
         else:
             ok = v is not _MISSING and arg(v)
         if not ok:
@@ -234,7 +268,7 @@ def validate(obj: Any, topic: str | None = None) -> dict[str, Any]:
 
 def _shop_of(obj: dict[str, Any]) -> str | None:
     shop = obj.get("shop_id")
-    return shop if _is_id(shop) else None
+    return shop if is_shop_id(shop) else None
 
 
 def _fail(obj: dict[str, Any], etype: str, name: str, value: Any) -> None:
@@ -251,21 +285,81 @@ def _copy_profile(obj: dict[str, Any], out: dict[str, Any], shop: str | None) ->
             out[name] = obj[name]
 
 
-def parse_event(raw: bytes | str, topic: str | None = None) -> dict[str, Any]:
-    """Decode and validate one message (bytes or text) from `topic`, when known."""
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen.add(key)
+    return {}  # only the check matters
+
+
+def _shape(obj: Any) -> tuple[int, int]:
+    """Nesting depth and number of object keys of a decoded value (iterative: any depth)."""
+    depth = keys = 0
+    stack = [(obj, 1)]
+    while stack:
+        v, d = stack.pop()
+        depth = max(depth, d)
+        if type(v) is dict:
+            keys += len(v)
+            v = v.values()
+        stack.extend((c, d + 1) for c in v if type(c) is dict or type(c) is list)
+    return depth, keys
+
+
+def _plain(raw: bytes | str, obj: Any) -> bool:
+    """Whether a decoded object needs no closer look. Every key has its `:` after it, so as many
+    `:` as top-level keys means no nested key and no key twice; without a `[` as well, nothing is
+    nested deeper than an empty `{}`. Every ordinary event passes: one count and one search."""
+    return type(raw) is bytes and raw.count(b":") == len(obj) and b"[" not in raw
+
+
+def _check_shape(raw: bytes | str, obj: dict[str, Any]) -> None:
+    """Refuse an object nested deeper than MAX_DEPTH or holding a key twice (orjson keeps the last
+    value silently; another reader may keep the first, so the event would mean two things)."""
+    depth, keys = _shape(obj)
+    if depth > MAX_DEPTH:
+        raise InvalidEvent(f"nested deeper than {MAX_DEPTH} levels ({depth})", None)
+    if (raw.count(b":") if isinstance(raw, bytes) else raw.count(":")) == keys:
+        return  # a key repeated would need a `:` more than the keys read
+    try:  # some `:` sit inside strings, or a key repeats: only a full parse tells
+        json.loads(raw, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKey as exc:
+        key = str(exc.args[0])
+        raise InvalidEvent(f"duplicate key {_describe(key)}", None if key == "shop_id" else _shop_of(obj)) from None
+    except ValueError as exc:  # orjson read it, so not expected: still a dead letter, never a crash
+        raise InvalidEvent(f"not valid JSON: {exc}") from None
+
+
+def _decode(raw: bytes | str) -> Any:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent(f"not valid JSON: {exc}") from None
+    if type(obj) is dict and not _plain(raw, obj):
+        _check_shape(raw, obj)
+    return obj
+
+
+def parse_event(raw: bytes | str, topic: str | None = None) -> dict[str, Any]:
+    """Decode and validate one message (bytes or text) from `topic`, when known."""
+    try:  # _decode inlined: this is ingest's hot path
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"not valid JSON: {exc}") from None
+    if type(obj) is dict and not (type(raw) is bytes and raw.count(b":") == len(obj) and b"[" not in raw):
+        _check_shape(raw, obj)  # the test of _plain, inlined
     return validate(obj, topic)
 
 
 def parse_line(raw: bytes) -> dict[str, Any]:
     """One line of the file form: the topic, if any, is named in a `topic` field."""
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEvent(f"not valid JSON: {exc}") from None
+    obj = _decode(raw)
     topic = obj.get("topic") if type(obj) is dict else None
     if topic is not None and (type(topic) is not str or topic not in INPUT_TOPICS):  # a list is unhashable
         raise InvalidEvent(f"unknown input topic {_describe(topic)}", None)

@@ -6,6 +6,8 @@ reason, ...), never of when it was computed, so a replay re-emits the same ids.
 
 from __future__ import annotations
 
+import base64
+import codecs
 import hashlib
 from fractions import Fraction
 from typing import Any, Final
@@ -72,11 +74,32 @@ def restored(shop_id: str, at: int, reason: str) -> Output:
     return shop_output("recruitment_restored", shop_id, at, (reason, at), reason=reason)
 
 
+# A dead letter keeps the first DEAD_RAW_MAX bytes of the message. Even a message of control
+# characters, each escaped to six bytes of JSON, then stays well under the broker's 1 MiB.
+DEAD_RAW_MAX: Final = 64 * 1024
+
+
+def _raw_fields(data: bytes) -> dict[str, Any]:
+    """`raw` as text; above DEAD_RAW_MAX bytes cut there (at a character's start) and marked
+    `truncated` with the full `raw_size`; bytes that are not UTF-8 also exactly, as `raw_base64`."""
+    kept = data[:DEAD_RAW_MAX]
+    cut = len(data) > DEAD_RAW_MAX
+    fields: dict[str, Any] = {}
+    try:  # incremental: a character cut in two at the end is dropped, not an error
+        fields["raw"] = codecs.getincrementaldecoder("utf-8")().decode(kept, final=not cut)
+    except UnicodeDecodeError:
+        fields["raw"] = kept.decode("utf-8", "replace")
+        fields["raw_base64"] = base64.b64encode(kept).decode("ascii")
+    if cut:
+        fields.update(truncated=True, raw_size=len(data))
+    return fields
+
+
 def dead_letter(reason: str, raw: bytes | str, source: dict[str, Any], shop_id: str | None) -> Output:
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    fields = _raw_fields(raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass"))
     out: Output = {"type": "dead_letter",
-                   "event_id": event_id("dead_letter", source, text), "reason": reason,
-                   "raw": text, "source": source}
+                   "event_id": event_id("dead_letter", source, fields["raw"]), "reason": reason,
+                   "raw": fields.pop("raw"), "source": source, **fields}
     if shop_id is not None:
         out["shop_id"] = shop_id
     return out

@@ -36,11 +36,14 @@ CRITERIA: Final = ("benefit_online_days", "effective_members", "member_gmv_share
                    "benefit_penetration")
 
 ID: Final[Schema] = {"type": "string", "minLength": 1, "maxLength": c.MAX_ID}
+SHOP_ID: Final[Schema] = {"type": "string", "pattern": f"^{c.SHOP_ID_PATTERN}$", "description": c.SHOP_ID_RULE}
 INSTANT: Final[Schema] = {"type": "integer", "minimum": 0, "maximum": c.MAX_INSTANT - 1,
                           "description": "epoch milliseconds"}
 EVENT_TS: Final[Schema] = {"type": "integer", "minimum": c.MIN_EVENT_TS, "maximum": c.MAX_INSTANT - 1,
                            "description": "epoch milliseconds, 1990-01-01 to 2099-12-31"}
 COUNT: Final[Schema] = {"type": "integer", "minimum": 0}
+IN_COUNT: Final[Schema] = {"type": "integer", "minimum": 0, "maximum": c.MAX_COUNT}
+AMOUNT: Final[Schema] = {"type": "integer", "minimum": 0, "maximum": c.MAX_AMOUNT_CENTS}
 RATIO: Final[Schema] = {"type": "number", "minimum": 0}
 BOOL: Final[Schema] = {"type": "boolean"}
 TEXT: Final[Schema] = {"type": "string"}
@@ -74,11 +77,12 @@ def _fragment(check: c.Check) -> Schema:
     if allowed is not None:
         return _enum(allowed)
     known: dict[Any, Schema] = {
-        c._is_id: ID, c._is_industry: ID, c._is_instant: INSTANT, c._is_count: COUNT, c._is_ratio: RATIO,
+        c._is_id: ID, c._is_industry: ID, c._is_instant: INSTANT, c._is_count: IN_COUNT, c._is_ratio: RATIO,
+        c.is_shop_id: SHOP_ID, c._is_amount: AMOUNT,
         c._is_bool: BOOL,
         c._is_b_edition: _nullable(_obj({"ordered_at": INSTANT, "expires_at": INSTANT})),
-        c._is_third_party: _obj({"opened_before_2021": BOOL, "baseline_15d": COUNT}),
-        c._is_standard: _obj({f: COUNT if f == "min_effective_members" else RATIO for f in c.STANDARD_FIELDS}),
+        c._is_third_party: _obj({"opened_before_2021": BOOL, "baseline_15d": IN_COUNT}),
+        c._is_standard: _obj({f: IN_COUNT if f == "min_effective_members" else RATIO for f in c.STANDARD_FIELDS}),
     }
     if check not in known:
         raise KeyError(f"no JSON Schema for the contract check {check!r}: add it to tiering/schemas.py")
@@ -110,7 +114,7 @@ def _indicators(closed: bool) -> Schema:
 
 
 def _shop_fields(etype: str) -> dict[str, Schema]:
-    return {"type": {"const": etype}, "event_id": OUTPUT_ID, "shop_id": ID, "effective_at": INSTANT}
+    return {"type": {"const": etype}, "event_id": OUTPUT_ID, "shop_id": SHOP_ID, "effective_at": INSTANT}
 
 
 def _output_props(etype: str, closed: bool) -> tuple[dict[str, Schema], list[str] | None]:
@@ -144,15 +148,16 @@ def _output_props(etype: str, closed: bool) -> tuple[dict[str, Schema], list[str
         source = _obj({"topic": _nullable(TEXT), "partition": COUNT, "offset": COUNT, "line": COUNT}, ["topic"],
                       closed=closed)
         return {"type": {"const": etype}, "event_id": OUTPUT_ID, "reason": TEXT, "raw": TEXT, "source": source,
-                "shop_id": ID}, ["type", "event_id", "reason", "raw", "source"]
+                "shop_id": SHOP_ID, "raw_base64": {"type": "string", "contentEncoding": "base64"},
+                "truncated": {"const": True}, "raw_size": COUNT}, ["type", "event_id", "reason", "raw", "source"]
     if etype == "late_event":
         event = _obj({"event_id": ID, "type": _enum(tuple(c.REQUIRED)), "ts": EVENT_TS})
         return {"type": {"const": etype}, "event_id": OUTPUT_ID, "reason": TEXT, "event": event,
-                "closed_boundary": INSTANT, "shop_id": ID, "effective_at": INSTANT}, \
+                "closed_boundary": INSTANT, "shop_id": SHOP_ID, "effective_at": INSTANT}, \
             ["type", "event_id", "reason", "event", "closed_boundary"]
     if etype == "shop_state":
         restriction = _obj({"scope": scope, "since": INSTANT, "effective_until": _nullable(INSTANT)}, closed=closed)
-        return {"type": {"const": etype}, "event_id": OUTPUT_ID, "shop_id": ID,
+        return {"type": {"const": etype}, "event_id": OUTPUT_ID, "shop_id": SHOP_ID,
                 "tier": _enum(TIERS, nullable=True), "raw_tier": _enum(TIERS, nullable=True),
                 "cycle": _nullable(CYCLE), "assessed_at": _nullable(INSTANT),
                 "registration_join": _obj({"status": _enum(("none", "granted", "buffer", "revoked")),

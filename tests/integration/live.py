@@ -239,14 +239,17 @@ def delete_namespace(redis_url: str, namespace: str) -> None:
 class DashboardServer:
     """`tierstream dashboard` in a subprocess on a free port."""
 
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
-        self.settings, self.port = settings, free_port()
+    def __init__(self, settings: Settings, log_dir: Path, token: str | None = None) -> None:
+        self.settings, self.port, self.token = settings, free_port(), token
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log_dir / f"dashboard-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> DashboardServer:
         env = env_for(self.settings)
+        env.pop("TIERSTREAM_DASHBOARD_TOKEN", None)
+        if self.token is not None:
+            env["TIERSTREAM_DASHBOARD_TOKEN"] = self.token
         with open(self.log, "ab") as f:
             self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "dashboard", "--port", str(self.port)],
                                          env=env, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
@@ -259,8 +262,12 @@ class DashboardServer:
         raise AssertionError(f"dashboard not ready in {timeout}s")
 
     def get(self, path: str) -> tuple[int, Any]:
+        """GET a JSON path, with the token when the server has one."""
+        req = urllib.request.Request(self.url + path)
+        if self.token is not None:
+            req.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(self.url + path, timeout=5) as r:
+            with urllib.request.urlopen(req, timeout=5) as r:
                 return r.status, orjson.loads(r.read())
         except urllib.error.HTTPError as exc:
             return exc.code, orjson.loads(exc.read())
