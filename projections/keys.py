@@ -33,8 +33,8 @@ class Keys:
         return partition_for(shop.encode(), self.partitions)
 
     def _shop(self, shop: str) -> str:
-        """The prefix of a shop's keys, followed by the id itself: only an id of the contract's
-        alphabet (no `{`, `}`, `:`, whitespace) gets one, so no id can reach into another key."""
+        """The prefix of a shop's keys, followed by the id itself: only a shop id of the
+        contract (no `{`, `}`, `:`, control characters) gets one, so no id can reach into another key."""
         if not is_shop_id(shop):
             raise ValueError(f"not a shop id ({SHOP_ID_RULE}): {shop[:40]!r}")
         return self._home if self._home is not None else self._prefix(self.partition_of(shop))

@@ -33,13 +33,14 @@ TOPIC_OF_TYPE: Final = {
 INPUT_TOPICS: Final = frozenset(TOPIC_OF_TYPE.values())
 GLOBAL_TYPES: Final = frozenset({"industry_standard_changed", "promo_window_declared", "clock_advanced"})
 MAX_ID = 128
-# A shop id is the one id that becomes part of Redis key names, URL paths and Kafka keys: it is
-# an ASCII letter or digit, then letters, digits and `.`, `_`, `~`, `-` (RFC 3986's unreserved
-# set), 128 at most. No `{`, `}` (cluster hash tags), `:` (the key layout's separator), `/`,
-# whitespace or control characters, and no leading `.` or `-` (`..` in a URL, `-x` on a
-# command line). projections.keys builds no shop key from anything else.
-SHOP_ID_PATTERN: Final = rf"[A-Za-z0-9][A-Za-z0-9._~-]{{0,{MAX_ID - 1}}}"
-SHOP_ID_RULE: Final = (f"1 to {MAX_ID} characters of A-Z a-z 0-9 . _ ~ -, starting with a letter or digit")
+# A shop id is the one id that becomes part of Redis key names, URL paths and Kafka keys. The
+# contract (events.md) makes ids any non-empty string of at most 128 characters; of those, a shop
+# id may not hold what could escape the key layout or a log line: `{`, `}` (cluster hash tags),
+# `:` (the layout's separator) or a control character (C0, DEL, C1, U+2028/2029: line breaks).
+# Any other character (any script, spaces, punctuation) is a shop id's. projections.keys builds
+# no shop key from anything else. docs/hostile-input.md says why this and no narrower set.
+SHOP_ID_PATTERN: Final = rf"[^{{}}:\x00-\x1f\x7f-\x9f\u2028\u2029]{{1,{MAX_ID}}}"
+SHOP_ID_RULE: Final = (f"1 to {MAX_ID} characters, none of them {{, }}, : or a control character")
 _SHOP_ID_MATCH: Final = re.compile(SHOP_ID_PATTERN).fullmatch
 # Counts are integers any JSON reader holds exactly (2^53 - 1: a browser's Number); an amount is at
 # most ten billion in currency units, so a shop's cycle GMV stays within 64 bits (the state's
