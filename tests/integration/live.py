@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import signal
@@ -13,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -219,6 +221,23 @@ def wait_caught_up(settings: Settings, timeout: float = 180, settle: float = 3.0
         raise AssertionError(f"not caught up in {timeout}s: ends={last}")
     finally:
         r.close()
+
+
+def fold_lines(workers: list[Worker], settings: Settings, lines: bytes) -> None:
+    """Produce `lines` to the input topics and wait until the workers have taken them in and folded them."""
+    wait_ingested(workers, produce_lines(settings, lines))
+    wait_caught_up(settings)
+
+
+@contextlib.contextmanager
+def running_worker(settings: Settings, log_dir: Path, redis_url: str, name: str = "worker") -> Iterator[Worker]:
+    """A ready worker for the block; stopped, and its namespace deleted, after it."""
+    w = Worker(settings, log_dir, name).start().wait_ready()
+    try:
+        yield w
+    finally:
+        w.stop()
+        delete_namespace(redis_url, settings.namespace)
 
 
 def state_dump(redis_url: str, namespace: str) -> dict[str, Any]:

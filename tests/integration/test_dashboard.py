@@ -23,10 +23,9 @@ from tests.integration.live import (
     DashboardServer,
     Worker,
     delete_namespace,
+    fold_lines,
     produce_lines,
     settings_for,
-    wait_caught_up,
-    wait_ingested,
 )
 from tiering.fold import Folder
 from tiering.outputs import Output
@@ -67,9 +66,7 @@ def stacks(kafka_bootstrap: str, state_redis_url: str, tmp_path_factory: pytest.
             w = Worker(s, logs, name).start().wait_ready()
             d = DashboardServer(s, logs).start()
             made[name] = Stack(s, w, d, lines)
-            n = produce_lines(s, lines)
-            wait_ingested([w], n)
-            wait_caught_up(s)
+            fold_lines([w], s, lines)
         return made[name]
 
     yield get

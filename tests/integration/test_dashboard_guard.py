@@ -20,11 +20,10 @@ from dashboard.guard import CSP
 from tests.integration.live import (
     DashboardServer,
     Worker,
-    delete_namespace,
+    fold_lines,
     produce_lines,
+    running_worker,
     settings_for,
-    wait_caught_up,
-    wait_ingested,
 )
 from tests.integration.test_dashboard import ARTIFACTS, SCENARIOS, _chromium
 
@@ -46,16 +45,13 @@ def guarded(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempP
     lines = (SCENARIOS / "seed001_recruitment_quality" / "input.jsonl").read_bytes()
     s = settings_for(kafka_bootstrap, redis_url, f"t{os.urandom(4).hex()}-guard")
     logs = tmp_path_factory.mktemp("guard")
-    w = Worker(s, logs, "guard").start().wait_ready()
-    d = DashboardServer(s, logs, token=TOKEN).start()
-    try:
-        wait_ingested([w], produce_lines(s, lines))
-        wait_caught_up(s)
-        yield Guarded(w, d, lines, s)
-    finally:
-        d.stop()
-        w.stop()
-        delete_namespace(redis_url, s.namespace)
+    with running_worker(s, logs, redis_url, "guard") as w:
+        d = DashboardServer(s, logs, token=TOKEN).start()
+        try:
+            fold_lines([w], s, lines)
+            yield Guarded(w, d, lines, s)
+        finally:
+            d.stop()
 
 
 def request(url: str, auth: str | None = None, read: bool = True) -> tuple[int, dict[str, str], bytes]:

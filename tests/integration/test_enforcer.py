@@ -19,12 +19,9 @@ from plumbing.kafka_security import kafka_kwargs
 from plumbing.settings import Settings
 from replay.file import replay_file
 from tests.integration.live import (
-    Worker,
-    delete_namespace,
-    produce_lines,
+    fold_lines,
+    running_worker,
     settings_for,
-    wait_caught_up,
-    wait_ingested,
 )
 from tests.paths import PUBLIC
 from tiering.outputs import OUTPUT_TOPIC
@@ -105,11 +102,9 @@ def test_the_enforcer_bootstraps_mid_run_follows_and_ends_with_the_file_forms_bl
     blocked_at_end, tiers_at_end = file_form_present(lines)
     assert blocked_at_cut != blocked_at_end  # the follow has something to change
     s = settings_for(kafka_bootstrap, redis_url, unique)
-    w = Worker(s, tmp_path).start().wait_ready()
     table, changes = Table(), []
-    try:
-        wait_ingested([w], produce_lines(s, b"\n".join(lines[:cut]) + b"\n"))
-        wait_caught_up(s)
+    with running_worker(s, tmp_path, redis_url) as w:
+        fold_lines([w], s, b"\n".join(lines[:cut]) + b"\n")
         at_cut = followed_ends(s)
         # margin 0: start following at the end, so what the table knows at the cut came from shop-state alone
         enforcer = threading.Thread(target=lambda: asyncio.run(
@@ -117,15 +112,11 @@ def test_the_enforcer_bootstraps_mid_run_follows_and_ends_with_the_file_forms_bl
         enforcer.start()
         wait_for(lambda: table.blocked() == blocked_at_cut)
         assert table.tiers() == tiers_at_cut and table.duplicates == 0
-        wait_ingested([w], produce_lines(s, b"\n".join(lines[cut:]) + b"\n"))
-        wait_caught_up(s)
+        fold_lines([w], s, b"\n".join(lines[cut:]) + b"\n")
         wait_for(lambda: table.blocked() == blocked_at_end)
         resent = redeliver(s, at_cut)
         enforcer.join(timeout=120)
         assert not enforcer.is_alive()
-    finally:
-        w.stop()
-        delete_namespace(redis_url, s.namespace)
     assert table.blocked() == blocked_at_end and table.tiers() == tiers_at_end, w.tail()
     assert resent > 0 and table.duplicates == resent  # every redelivered output dropped by its event_id
     last_reported = dict(changes)

@@ -22,13 +22,11 @@ from replay.file import replay_file
 from replay.ledger import rebuild
 from simulator.workload import SimConfig, Simulator
 from tests.integration.live import (
-    Worker,
     consume_all,
     delete_namespace,
-    produce_lines,
+    fold_lines,
+    running_worker,
     settings_for,
-    wait_caught_up,
-    wait_ingested,
 )
 from tiering.shopstate import PRESENT_TYPES, Present, present_of
 
@@ -47,14 +45,9 @@ def processed(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.Tem
     """A simulated workload through one worker: (settings, input, outputs, shop-state records)."""
     lines = b"\n".join(Simulator(SimConfig(shops=20, days=65, seed=2, events_per_shop_day=10)).lines()) + b"\n"
     s = settings_for(kafka_bootstrap, redis_url, f"t{uuid.uuid4().hex[:8]}")
-    w = Worker(s, tmp_path_factory.mktemp("shopstate")).start().wait_ready()
-    try:
-        wait_ingested([w], produce_lines(s, lines))
-        wait_caught_up(s)
+    with running_worker(s, tmp_path_factory.mktemp("shopstate"), redis_url) as w:
+        fold_lines([w], s, lines)
         yield s, lines, consume_all(s), read_topic(s, SHOP_STATE)
-    finally:
-        w.stop()
-        delete_namespace(redis_url, s.namespace)
 
 
 def fold_outputs(outputs: list[Any]) -> dict[str, dict[str, Any]]:
