@@ -134,6 +134,13 @@ def _chromium() -> str:
     return path
 
 
+def launch_chromium(pw: Any) -> Any:
+    """The OS's chromium, headless, quiet, for a playwright session (the browser tests)."""
+    return pw.chromium.launch(executable_path=_chromium(), args=[
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--no-first-run", "--disable-extensions"])
+
+
 def test_browser_follows_a_shop_live(stacks: Any) -> None:
     """Load the page, pick a shop, see its tier and indicators; produce an order; see the
     indicator change without reloading. The screenshots go to artifacts/."""
@@ -142,9 +149,7 @@ def test_browser_follows_a_shop_live(stacks: Any) -> None:
     st = stacks("seed001_recruitment_quality")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), args=[
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--disable-background-networking", "--no-first-run", "--disable-extensions"])
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(st.dashboard.url + "/")
@@ -206,9 +211,7 @@ def test_browser_shows_local_times_and_fits_desktop_and_phone(stacks: Any) -> No
     assert platform["tz"] == "Asia/Shanghai" and api["registration_join"]["state"] == "buffer"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), args=[
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--disable-background-networking", "--no-first-run", "--disable-extensions"])
+        browser = launch_chromium(pw)
         try:
             for name, viewport in (("1280", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})):
                 page = browser.new_page(viewport=viewport, device_scale_factor=1)

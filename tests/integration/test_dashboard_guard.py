@@ -25,7 +25,7 @@ from tests.integration.live import (
     running_worker,
     settings_for,
 )
-from tests.integration.test_dashboard import ARTIFACTS, SCENARIOS, _chromium
+from tests.integration.test_dashboard import ARTIFACTS, SCENARIOS, launch_chromium
 
 pytestmark = pytest.mark.integration
 TOKEN = "t0ken-" + "a1b2c3d4" * 4
@@ -139,9 +139,7 @@ def test_browser_asks_for_the_token_once_and_follows_a_shop(guarded: Guarded) ->
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), args=[
-            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--disable-background-networking", "--no-first-run", "--disable-extensions"])
+        browser = launch_chromium(pw)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             page = context.new_page()
